@@ -1,0 +1,184 @@
+"""The REST adapter: FastAPI routes over one :class:`~browser_service.fetcher.Fetcher`.
+
+Thin on purpose. What it adds over the fetcher is HTTP itself: the status code of each error kind
+(``errors.py``), ``Retry-After``, answering invalid input with the same ``FetchResponse`` shape
+(``invalid_request``, 422, naming the field) instead of FastAPI's default body, API keys, and
+cancelling a fetch whose client went away so its browser slot is freed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import math
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from browser_service.contract import (
+    API_VERSION,
+    ErrorInfo,
+    ErrorKind,
+    ExtractRequest,
+    FetchRequest,
+    FetchResponse,
+    Health,
+)
+from browser_service.errors import ERROR_CLASSES
+from browser_service.fetcher import Fetcher
+from browser_service.settings import Settings
+from browser_service.tools import tool_definitions
+
+T = TypeVar("T")
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": FetchResponse, "description": desc}
+    for code, desc in (
+        (403, "forbidden_target, robots_disallowed"),
+        (422, "invalid_request (names the field)"),
+        (500, "internal_error"),
+        (502, "the origin failed: dns_error, connection_error, not_found, http_error, …"),
+        (503, "overloaded, circuit_open, browser_error (with Retry-After)"),
+        (504, "timeout (with the phase)"),
+    )
+}
+
+
+def http_status(response: FetchResponse) -> int:
+    if response.ok or response.error is None:
+        return 200
+    return ERROR_CLASSES[response.error.kind].http_status
+
+
+def answer(response: FetchResponse) -> JSONResponse:
+    headers = {}
+    error = response.error
+    if error is not None and error.retry_after_s is not None and http_status(response) in (429, 503):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    return JSONResponse(response.model_dump(mode="json"), status_code=http_status(response), headers=headers)
+
+
+def _invalid(url: str, message: str) -> JSONResponse:
+    return answer(
+        FetchResponse(
+            ok=False,
+            url=url,
+            trace_id=uuid.uuid4().hex,
+            error=ErrorInfo(kind=ErrorKind.INVALID_REQUEST, message=message, retryable=False),
+        )
+    )
+
+
+def _describe(errors: list[Any]) -> str:
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field (check the spelling against GET /v1/tools)"
+        parts.append(f"{loc}: {msg}")
+    return "Invalid request: " + "; ".join(parts) + ". Fix the field(s) and send again; retrying as is will fail."
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+    """Run ``work``; cancel it if the client disconnects first (its browser slot is freed at once)."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        with contextlib.suppress(asyncio.CancelledError):
+            await task  # the fetch's own cleanup (lease release) runs to completion here
+    return None if task.cancelled() else task.result()
+
+
+def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None) -> FastAPI:
+    settings = settings or Settings()
+    service = fetcher or Fetcher(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start(launch_browser=settings.prelaunch)
+        try:
+            yield
+        finally:
+            await service.close()
+
+    def require_key(request: Request) -> None:
+        if not settings.api_keys:
+            return
+        supplied = request.headers.get("authorization", "")
+        scheme, _, token = supplied.partition(" ")
+        # Compare against every key in constant time so timing reveals neither a key nor which matched.
+        valid = [hmac.compare_digest(token.encode(), key.encode()) for key in settings.api_keys]
+        if scheme.lower() != "bearer" or not any(valid):
+            raise StarletteHTTPException(401, "A valid API key is required: Authorization: Bearer <key>.")
+
+    app = FastAPI(
+        title="browser-service",
+        version=API_VERSION,
+        description="Rendered, clean, bounded web content for AI agents — or an explicit typed error.",
+        lifespan=lifespan,
+    )
+    app.state.fetcher = service
+    auth = [Depends(require_key)]
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        url = ""
+        with contextlib.suppress(Exception):
+            body = json.loads(await request.body())
+            url = body.get("url", "") if isinstance(body, dict) and isinstance(body.get("url"), str) else ""
+        return _invalid(url, _describe(list(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    @app.post("/v1/fetch", response_model=FetchResponse, responses=_ERROR_RESPONSES, dependencies=auth)
+    async def fetch(body: FetchRequest, request: Request) -> JSONResponse:
+        """Fetch a URL: clean content, or ``ok: false`` with a typed ``error``. One schema for both."""
+        result = await _unless_disconnected(request, service.fetch(body))
+        if result is None:  # the client is gone; nobody reads this
+            return JSONResponse({"detail": "client disconnected"}, status_code=499)
+        return answer(result)
+
+    @app.post("/v1/extract", response_model=FetchResponse, responses=_ERROR_RESPONSES, dependencies=auth)
+    async def extract(body: ExtractRequest) -> JSONResponse:
+        """Extract content from HTML you supply. Same answer shape as ``/v1/fetch``."""
+        return answer(await run_in_threadpool(service.extract, body))
+
+    @app.get("/v1/health", response_model=Health, dependencies=auth)
+    async def health() -> JSONResponse:
+        report = service.health()
+        return JSONResponse(report.model_dump(mode="json"), status_code=503 if report.status == "unavailable" else 200)
+
+    @app.get("/v1/tools", dependencies=auth)
+    async def tools() -> dict[str, Any]:
+        """Tool definitions for function calling (OpenAI and Anthropic formats), from the contract."""
+        return tool_definitions()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> dict[str, str]:
+        return {"service": "browser-service", "docs": "/docs", "openapi": "/openapi.json", "health": "/v1/health"}
+
+    return app

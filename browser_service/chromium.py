@@ -1,0 +1,78 @@
+"""Finding a Chromium to launch, and the flags it needs to behave as a quiet server component.
+
+Order: ``BROWSER_SERVICE_CHROMIUM_PATH``; Playwright's own download (``playwright install
+chromium``); the system's chromium. With none, :class:`BrowserNotFound` says how to get one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from playwright.async_api import Playwright
+
+#: Without the networking flags Chromium keeps opening background connections (updates, sync,
+#: safe browsing) that a closed network refuses; --no-sandbox is required when running as root.
+BASE_ARGS = (
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",  # containers give /dev/shm 64 MB; use /tmp instead
+    "--disable-breakpad",
+    "--metrics-recording-only",
+    "--mute-audio",
+    "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication",
+)
+
+#: One identity for both engines: a current desktop Chrome, not "HeadlessChrome", which many sites
+#: refuse on sight. Override with BROWSER_SERVICE_USER_AGENT.
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/156.0.0.0 Safari/537.36"
+)
+
+_SYSTEM_NAMES = ("chromium", "chromium-browser", "google-chrome-stable", "google-chrome", "chrome")
+
+
+class BrowserNotFound(RuntimeError):
+    pass
+
+
+def launch_args(extra: list[str] | None = None) -> list[str]:
+    args = list(BASE_ARGS)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--no-sandbox")
+    return args + list(extra or [])
+
+
+def find_chromium(configured: str | None, playwright: Playwright | None = None) -> str:
+    """The executable to launch, by the documented order; raises :class:`BrowserNotFound`."""
+    if configured:
+        if Path(configured).is_file() and os.access(configured, os.X_OK):
+            return configured
+        raise BrowserNotFound(
+            f"BROWSER_SERVICE_CHROMIUM_PATH={configured!r} is not an executable file. "
+            "Point it at a Chromium or Chrome binary, or unset it to search automatically."
+        )
+    if playwright is not None:
+        try:
+            bundled = playwright.chromium.executable_path
+        except Exception:  # the driver raises when its browser was never downloaded
+            bundled = ""
+        if bundled and Path(bundled).is_file():
+            return bundled
+    for name in _SYSTEM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise BrowserNotFound(
+        "No Chromium found. Fix it with one of: `python -m playwright install chromium` (downloads "
+        "Playwright's build); `apt-get install chromium` (Debian/Ubuntu); or set "
+        "BROWSER_SERVICE_CHROMIUM_PATH to a Chromium/Chrome executable."
+    )

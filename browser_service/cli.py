@@ -1,0 +1,192 @@
+"""The command line: ``serve``, ``fetch`` and ``extract`` — thin adapters over the Fetcher.
+
+``fetch`` and ``extract`` run in-process (no server needed). They print the content, or the typed
+error on stderr with an exit code by category: 0 ok, 1 the origin failed (upstream), 2 the request
+was invalid or refused (request), 3 the service could not do it (service), 4 internal error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import sys
+from pathlib import Path
+from typing import Annotated, Any, get_args
+
+import typer
+from pydantic import ValidationError
+
+from browser_service.contract import ErrorKind, ExtractRequest, FetchRequest, FetchResponse, Format, Render
+from browser_service.errors import ERROR_CLASSES, InvalidRequest, RequestError, ServiceError, UpstreamError
+from browser_service.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="browser-service: web content for AI agents.")
+
+FORMATS = get_args(Format)
+RENDERS = get_args(Render)
+
+
+def exit_code(response: FetchResponse) -> int:
+    if response.ok or response.error is None:
+        return 0
+    cls = ERROR_CLASSES[response.error.kind]
+    if response.error.kind == ErrorKind.INTERNAL_ERROR:
+        return 4
+    if issubclass(cls, RequestError):
+        return 2
+    if issubclass(cls, UpstreamError):
+        return 1
+    if issubclass(cls, ServiceError):
+        return 3
+    return 4
+
+
+def _emit(response: FetchResponse, as_json: bool) -> None:
+    if as_json:
+        typer.echo(response.model_dump_json(indent=2))
+    elif response.ok:
+        fmt = response.content.format if response.content else None
+        value: Any = getattr(response, fmt) if fmt else None
+        if value is None:  # only non-text formats were asked for
+            value = response.model_dump_json(
+                indent=2, include={"title", "links", "metadata", "fields", "screenshot"}, exclude_none=True
+            )
+        typer.echo(value)
+        if response.content and response.content.truncated:
+            typer.echo(
+                f"\n[truncated: {response.content.total_chars} characters in all; "
+                f"continue with --start-index {response.content.next_start_index}]",
+                err=True,
+            )
+    for warning in response.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if response.error is not None:
+        typer.echo(f"error: {response.error.kind.value}: {response.error.message}", err=True)
+
+
+def _invalid(url: str, exc: ValidationError) -> FetchResponse:
+    details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+    return FetchResponse(ok=False, url=url, trace_id="-", error=InvalidRequest(f"Invalid request: {details}").info())
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [env BROWSER_SERVICE_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env BROWSER_SERVICE_PORT].")] = None,
+    insecure: Annotated[
+        bool, typer.Option(help="Allow listening beyond loopback without BROWSER_SERVICE_API_KEYS.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API (default 127.0.0.1:8000)."""
+    import uvicorn
+
+    from browser_service.api import create_app
+
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    if not settings.api_keys and not insecure and not _is_loopback(host):
+        typer.echo(
+            f"Refusing to listen on {host} without API keys: anyone who can reach it could make this "
+            "machine fetch URLs. Set BROWSER_SERVICE_API_KEYS=key1,key2 (clients send "
+            "'Authorization: Bearer key1'), or pass --insecure if a proxy in front does authentication.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def fetch(
+    url: Annotated[str, typer.Argument(help="The http(s) URL to fetch.")],
+    format: Annotated[
+        list[str] | None, typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)}; repeatable.")
+    ] = None,
+    render: Annotated[str, typer.Option(help=f"One of {', '.join(RENDERS)}.")] = "auto",
+    timeout_ms: Annotated[int, typer.Option(help="One deadline for the whole fetch.")] = 30_000,
+    max_chars: Annotated[int, typer.Option(help="Characters of content per page.")] = 20_000,
+    start_index: Annotated[int, typer.Option(help="Continue from this character offset.")] = 0,
+    wait_for: Annotated[str | None, typer.Option(help="Browser: CSS selector to wait for.")] = None,
+    full_page: Annotated[bool, typer.Option("--full-page", help="The whole page, not only main content.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole FetchResponse as JSON.")] = False,
+) -> None:
+    """Fetch URL and print its content (or the typed error; non-zero exit)."""
+    from browser_service.fetcher import Fetcher
+
+    raw: dict[str, Any] = {
+        "url": url,
+        "formats": format or ["markdown"],
+        "render": render,
+        "timeout_ms": timeout_ms,
+        "max_chars": max_chars,
+        "start_index": start_index,
+        "wait_for": wait_for,
+        "main_content": not full_page,
+    }
+    try:
+        request = FetchRequest.model_validate(raw)
+    except ValidationError as exc:
+        response = _invalid(url, exc)
+    else:
+
+        async def run() -> FetchResponse:
+            async with Fetcher(Settings()) as fetcher:
+                return await fetcher.fetch(request)
+
+        response = asyncio.run(run())
+    _emit(response, as_json)
+    raise typer.Exit(exit_code(response))
+
+
+@app.command()
+def extract(
+    file: Annotated[str, typer.Argument(help="An HTML file, or - for stdin.")],
+    url: Annotated[str, typer.Option(help="The page's URL (resolves relative links).")] = "http://localhost/",
+    format: Annotated[
+        list[str] | None, typer.Option("--format", "-f", help="markdown, text, html, raw_html, links, metadata.")
+    ] = None,
+    max_chars: Annotated[int, typer.Option(help="Characters of content per page.")] = 1_000_000,
+    start_index: Annotated[int, typer.Option(help="Continue from this character offset.")] = 0,
+    full_page: Annotated[bool, typer.Option("--full-page", help="The whole page, not only main content.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole response as JSON.")] = False,
+) -> None:
+    """Extract clean content from an HTML file (no network)."""
+    from browser_service.encoding import decode
+    from browser_service.fetcher import extract_response
+
+    data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    html, _, _ = decode(data, None, html=True)
+    raw = {
+        "html": html,
+        "url": url,
+        "formats": format or ["markdown"],
+        "max_chars": max_chars,
+        "start_index": start_index,
+        "main_content": not full_page,
+    }
+    try:
+        request = ExtractRequest.model_validate(raw)
+    except ValidationError as exc:
+        response = _invalid(url, exc)
+    else:
+        response = extract_response(request)
+    _emit(response, as_json)
+    raise typer.Exit(exit_code(response))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

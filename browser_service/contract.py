@@ -1,0 +1,354 @@
+"""The v1 contract: every model that crosses a boundary (REST, MCP, CLI, tool schemas).
+
+This module is the single source of truth. The REST API, the CLI, the tool definitions served
+at ``/v1/tools`` and the docs are generated from these models, so a field described here is
+described everywhere. Changing a field's name, type or meaning is a contract change: bump
+``CONTRACT_VERSION`` (``tests/unit/test_contract.py`` pins the schema hash to catch it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+from extractors import EXTRACTOR_VERSION, Link, PageMetadata, SelectorSpec, validate_selector
+from extractors.models import FieldValue
+
+API_VERSION = "v1"
+#: Bumped on any change of the request/response schema (the tools' version).
+CONTRACT_VERSION = "1.0.0"
+
+Format = Literal["markdown", "text", "html", "raw_html", "links", "metadata", "screenshot"]
+#: Formats whose value is text and which ``max_chars``/``start_index`` page through.
+TEXT_FORMATS: tuple[Format, ...] = ("markdown", "text", "html", "raw_html")
+
+Render = Literal["auto", "http", "browser"]
+WaitUntil = Literal["load", "domcontentloaded", "networkidle", "commit"]
+Engine = Literal["http", "browser"]
+Source = Literal["live", "cache", "input"]
+
+
+class ErrorKind(StrEnum):
+    """The closed set of ways a fetch can fail. One exception class each (``errors.py``)."""
+
+    # The caller's problem: never retried.
+    INVALID_REQUEST = "invalid_request"
+    FORBIDDEN_TARGET = "forbidden_target"
+    ROBOTS_DISALLOWED = "robots_disallowed"
+    # The origin's problem.
+    DNS_ERROR = "dns_error"
+    CONNECTION_ERROR = "connection_error"
+    TLS_ERROR = "tls_error"
+    TIMEOUT = "timeout"
+    HTTP_ERROR = "http_error"
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    BLOCKED = "blocked"
+    CAPTCHA = "captcha"
+    LOGIN_REQUIRED = "login_required"
+    EMPTY_CONTENT = "empty_content"
+    UNSUPPORTED_CONTENT = "unsupported_content"
+    TOO_LARGE = "too_large"
+    SUSPECT_CONTENT = "suspect_content"
+    # Our side.
+    CIRCUIT_OPEN = "circuit_open"
+    OVERLOADED = "overloaded"
+    BROWSER_ERROR = "browser_error"
+    INTERNAL_ERROR = "internal_error"
+
+
+HostState = Literal["available", "degraded", "unavailable"]
+
+#: Where in a fetch a timeout or failure happened.
+Phase = Literal[
+    "queue",  # waiting for a browser slot
+    "dns",
+    "connect",
+    "response",  # waiting for the response headers
+    "body",  # reading the response body
+    "navigation",  # browser navigation (goto)
+    "wait_for",  # the caller's wait_for selector
+    "render",  # waiting for the DOM to settle / wait_ms
+    "screenshot",
+    "extract",
+    "total",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExtractOptions(_Strict):
+    """Options shared by ``/v1/fetch`` and ``/v1/extract``: what to return and how much of it."""
+
+    formats: list[Format] = Field(
+        default_factory=lambda: ["markdown"],
+        min_length=1,
+        description=(
+            "What to return. markdown/text/html are the main content (cleaned); raw_html is the page as "
+            "received or rendered; links and metadata cover the whole page; screenshot is a PNG "
+            "(base64) and implies the browser engine."
+        ),
+    )
+    main_content: bool = Field(
+        True, description="Return only the main content (drop navigation, footers, ads). False: whole page."
+    )
+    max_chars: int = Field(
+        20_000,
+        ge=100,
+        le=1_000_000,
+        description=(
+            "Context budget: at most this many characters of each text format. When more remains, "
+            "content.truncated is true and content.next_start_index says where to continue."
+        ),
+    )
+    start_index: int = Field(
+        0, ge=0, description="Return the text formats from this character offset (pagination)."
+    )
+    selectors: dict[str, str | SelectorSpec] | None = Field(
+        None,
+        description=(
+            'Structured fields: {"field": "css selector"} or {"field": {"css": ..., "attr": ..., '
+            '"all": false, "type": "string|integer|number|boolean"}}. Results land in `fields`.'
+        ),
+    )
+
+    @field_validator("formats")
+    @classmethod
+    def _dedupe_formats(cls, formats: list[Format]) -> list[Format]:
+        return list(dict.fromkeys(formats))
+
+    @field_validator("selectors")
+    @classmethod
+    def _check_selectors(
+        cls, selectors: dict[str, str | SelectorSpec] | None
+    ) -> dict[str, str | SelectorSpec] | None:
+        for name, spec in (selectors or {}).items():
+            css = spec if isinstance(spec, str) else spec.css
+            try:
+                validate_selector(css)
+            except ValueError as exc:
+                raise ValueError(f"selector {name!r}: {exc}") from exc
+        return selectors
+
+    def selector_specs(self) -> dict[str, SelectorSpec]:
+        return {
+            name: SelectorSpec(css=spec) if isinstance(spec, str) else spec
+            for name, spec in (self.selectors or {}).items()
+        }
+
+    def primary_text_format(self) -> Format | None:
+        """The text format that ``content`` and pagination describe: the first one requested."""
+        return next((f for f in self.formats if f in TEXT_FORMATS), None)
+
+
+class FetchRequest(ExtractOptions):
+    """Fetch one URL. Unknown fields are rejected, so a typo never silently does nothing."""
+
+    url: AnyHttpUrl = Field(description="The http(s) URL to fetch.")
+    render: Render = Field(
+        "auto",
+        description=(
+            "auto: plain HTTP first, the browser when the page needs JavaScript; http: never the browser; "
+            "browser: always render with Chromium."
+        ),
+    )
+    wait_for: str | None = Field(
+        None, max_length=2_000, description="Browser: CSS selector to wait for before reading the page."
+    )
+    wait_ms: int = Field(0, ge=0, le=60_000, description="Browser: extra wait after the page is ready.")
+    wait_until: WaitUntil | None = Field(
+        None,
+        description=(
+            "Browser: navigation event to wait for. Default: 'load', then until the DOM settles "
+            "(no pending requests or short timers, no DOM changes), capped."
+        ),
+    )
+    timeout_ms: int = Field(
+        30_000,
+        ge=1_000,
+        le=300_000,
+        description="One deadline for the whole request: queueing, retries and rendering included.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra request headers (e.g. Accept-Language)."
+    )
+    cookies: dict[str, str] = Field(
+        default_factory=dict, description="Cookies sent to the URL's host: {name: value}."
+    )
+
+    @field_validator("wait_for")
+    @classmethod
+    def _check_wait_for(cls, css: str | None) -> str | None:
+        if css is not None:
+            validate_selector(css)
+        return css
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not name or any(c in name for c in " \t\r\n:") or any(c in value for c in "\r\n"):
+                raise ValueError(f"invalid header {name!r}")
+            if name.lower() in _HOP_BY_HOP:
+                raise ValueError(f"header {name!r} is managed by the service and cannot be set")
+        return headers
+
+    @field_validator("cookies")
+    @classmethod
+    def _check_cookies(cls, cookies: dict[str, str]) -> dict[str, str]:
+        for name, value in cookies.items():
+            if not name or any(c in name for c in " \t\r\n;=,") or any(c in value for c in "\r\n;"):
+                raise ValueError(f"invalid cookie {name!r}")
+        return cookies
+
+    def needs_browser(self) -> bool:
+        """Options that only the browser can honour."""
+        return (
+            "screenshot" in self.formats
+            or self.wait_for is not None
+            or self.wait_ms > 0
+            or self.wait_until is not None
+        )
+
+
+_HOP_BY_HOP = frozenset(
+    {"host", "content-length", "connection", "transfer-encoding", "upgrade", "te", "keep-alive", "cookie"}
+)
+
+
+class ExtractRequest(ExtractOptions):
+    """Run the extractors on HTML the caller supplies (no network)."""
+
+    html: str = Field(max_length=20_000_000, description="The page's HTML.")
+    url: AnyHttpUrl = Field(description="The page's URL: resolves relative links.")
+
+    @field_validator("formats")
+    @classmethod
+    def _no_screenshot(cls, formats: list[Format]) -> list[Format]:
+        if "screenshot" in formats:
+            raise ValueError("screenshot needs a fetch; /v1/extract only reads the supplied HTML")
+        return formats
+
+
+class Attempt(BaseModel):
+    """One try at the origin (one engine run)."""
+
+    engine: Engine
+    url: str
+    outcome: Literal["ok", "escalated"] | ErrorKind = Field(
+        description="ok, escalated (the HTTP result needed the browser), or the error kind."
+    )
+    status_code: int | None = None
+    duration_ms: int
+    detail: str | None = Field(None, description="Why: the escalation reason or the error message.")
+
+
+class ErrorInfo(BaseModel):
+    """What went wrong, written for an agent: what happened and what to do."""
+
+    kind: ErrorKind
+    message: str
+    retryable: bool
+    retry_after_s: float | None = None
+    vendor: str | None = Field(None, description="Anti-bot vendor for blocked/captcha.")
+    status_code: int | None = Field(None, description="The origin's HTTP status, when there was one.")
+    phase: Phase | None = None
+    host_state: HostState | None = None
+
+
+class ContentPage(BaseModel):
+    """Which part of the primary text format this answer holds."""
+
+    format: Format
+    total_chars: int
+    start_index: int
+    next_start_index: int | None = Field(description="Call again with this start_index for the rest.")
+    truncated: bool
+
+
+class Quality(BaseModel):
+    verdict: Literal["ok", "suspect"] = "ok"
+    signals: list[str] = Field(default_factory=list)
+
+
+class Versions(BaseModel):
+    api: str = API_VERSION
+    contract: str = CONTRACT_VERSION
+    extractor: str = EXTRACTOR_VERSION
+
+
+class FetchResponse(BaseModel):
+    """The one answer shape for success and failure alike."""
+
+    ok: bool
+    url: str
+    final_url: str | None = None
+    status_code: int | None = None
+    content_type: str | None = None
+    engine: Engine | None = None
+    source: Source = "live"
+    stale: bool = False
+    age_s: float | None = None
+    fetched_at: datetime | None = None
+    title: str | None = None
+    markdown: str | None = None
+    text: str | None = None
+    html: str | None = None
+    raw_html: str | None = None
+    links: list[Link] | None = None
+    metadata: PageMetadata | None = None
+    screenshot: str | None = Field(None, description="Base64 PNG.")
+    content: ContentPage | None = None
+    fields: dict[str, FieldValue] | None = None
+    quality: Quality | None = None
+    warnings: list[str] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    live_error: ErrorInfo | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    trace_id: str
+    versions: Versions = Field(default_factory=Versions)
+    content_sha256: str | None = Field(
+        None, description="SHA-256 of the whole primary text format (all pages), for change detection."
+    )
+    duration_ms: int | None = None
+
+
+# --- health ------------------------------------------------------------------------------------
+
+PoolState = Literal["available", "degraded", "unavailable"]
+
+
+class PoolHealth(BaseModel):
+    state: PoolState
+    size: int = Field(description="Page slots.")
+    in_use: int
+    queued: int
+    queue_limit: int
+    browser_connected: bool
+    browser_pid: int | None = None
+    browser_version: str | None = None
+    launches: int = Field(description="Browser launches since start (first launch included).")
+    restarts: int = Field(description="Relaunches after a crash or disconnect.")
+    recycles: int = Field(description="Planned relaunches after recycle_after pages.")
+    pages_served: int
+
+
+class CacheHealth(BaseModel):
+    backend: str
+    entries: int | None = None
+    size_bytes: int | None = None
+    location: str | None = None
+
+
+class Health(BaseModel):
+    status: PoolState
+    uptime_s: float
+    pool: PoolHealth
+    cache: CacheHealth
+    versions: Versions = Field(default_factory=Versions)
+

@@ -1,0 +1,268 @@
+"""The rendering path: a page from the pool, navigated, waited on, read — every step within the deadline.
+
+Playwright calls such as ``page.content()`` and ``page.evaluate()`` have no timeout of their own
+(a page spinning in JavaScript never answers them), so every await here goes through
+``Deadline.run``. Navigation errors are mapped to the same typed errors the HTTP engine raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Response
+
+from browser_service.contract import Phase, WaitUntil
+from browser_service.deadline import Deadline
+from browser_service.encoding import decode
+from browser_service.engines.base import RawPage, content_kind, header_charset, mime_type
+from browser_service.errors import (
+    BrowserError,
+    ConnectError,
+    DNSError,
+    FetchError,
+    FetchTimeout,
+    HTTPStatusError,
+    TLSError,
+    TooLarge,
+    UnsupportedContent,
+)
+from browser_service.guard import NetworkPolicy
+from browser_service.pool import BrowserPool, Lease
+
+
+class BrowserEngine:
+    def __init__(
+        self,
+        pool: BrowserPool,
+        policy: NetworkPolicy,
+        *,
+        max_bytes: int,
+        settle_cap_ms: int,
+        settle_quiet_ms: int,
+    ) -> None:
+        self._pool = pool
+        self._policy = policy
+        self._max_bytes = max_bytes
+        self._settle_cap_s = settle_cap_ms / 1000
+        self._settle_quiet_ms = settle_quiet_ms
+
+    async def fetch(
+        self,
+        url: str,
+        deadline: Deadline,
+        *,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        wait_until: WaitUntil | None = None,
+        wait_for: str | None = None,
+        wait_ms: int = 0,
+        screenshot: bool = False,
+    ) -> RawPage:
+        target = await self._policy.check(url, deadline)
+        async with self._pool.lease(deadline) as lease:
+            try:
+                return await self._render(
+                    lease, target.url, deadline, headers, cookies, wait_until, wait_for, wait_ms, screenshot
+                )
+            except PlaywrightError as exc:
+                if not lease.browser_alive():
+                    raise _crashed(exc) from None
+                raise BrowserError(
+                    f"The browser failed on {url}: {_first_line(exc)}. Retry the request.", retryable=True
+                ) from None
+
+    async def _render(
+        self,
+        lease: Lease,
+        url: str,
+        deadline: Deadline,
+        headers: Mapping[str, str] | None,
+        cookies: Mapping[str, str] | None,
+        wait_until: WaitUntil | None,
+        wait_for: str | None,
+        wait_ms: int,
+        screenshot: bool,
+    ) -> RawPage:
+        page = lease.page
+        if headers:
+            await deadline.run(page.set_extra_http_headers(dict(headers)), "navigation")
+        if cookies:
+            await deadline.run(
+                lease.context.add_cookies(
+                    [{"name": k, "value": v, "url": url} for k, v in cookies.items()]  # type: ignore[misc]
+                ),
+                "navigation",
+            )
+        main_responses: list[Response] = []
+        page.on("response", lambda r: main_responses.append(r) if r.request.is_navigation_request() else None)
+
+        response = await self._goto(page, url, deadline, wait_until or "load", main_responses)
+        status = response.status if response else 200
+        raw_headers = await deadline.run(response.all_headers(), "navigation") if response else {}
+        mime = mime_type(raw_headers.get("content-type"))
+        kind = content_kind(mime, b"") if mime else "html"
+        if kind != "html":
+            # JSON, text or binary: no DOM to render; take the bytes as the origin sent them.
+            body = await self._body(response, deadline) if response and kind == "text" else b""
+            raw = RawPage(
+                url=url,
+                final_url=page.url,
+                status_code=status,
+                headers=raw_headers,
+                content_type=mime,
+                kind=kind,
+                body=body,
+                text=None,
+                engine="browser",
+            )
+            if kind == "text":
+                raw.text, raw.charset, raw.warnings = decode(
+                    body, header_charset(raw_headers.get("content-type")), html=False
+                )
+            return raw
+
+        warnings: list[str] = []
+        if wait_for is not None:
+            try:
+                await deadline.run(
+                    page.wait_for_selector(wait_for, state="attached", timeout=0), "wait_for", repr(wait_for)
+                )
+            except FetchTimeout as exc:
+                exc.message = (
+                    f"The selector {wait_for!r} did not appear on {page.url} before the deadline. Check the "
+                    "selector, or raise timeout_ms if the page is slow."
+                )
+                raise
+        elif wait_until is None:
+            warnings.extend(await self._settle(page, deadline))
+        if wait_ms:
+            await deadline.run(asyncio.sleep(wait_ms / 1000), "render", "during wait_ms")
+
+        html = await deadline.run(page.content(), "render", "reading the rendered page")
+        if len(html) > self._max_bytes:
+            raise TooLarge(
+                f"The rendered page is larger than the limit of {self._max_bytes:,} bytes "
+                "(BROWSER_SERVICE_MAX_BYTES)."
+            )
+        shot = None
+        if screenshot:
+            shot = await deadline.run(page.screenshot(type="png", timeout=0), "screenshot")
+        return RawPage(
+            url=url,
+            final_url=page.url,
+            status_code=status,
+            headers=raw_headers,
+            content_type=mime or "text/html",
+            kind="html",
+            body=html.encode("utf-8"),
+            text=html,
+            engine="browser",
+            charset="utf-8",
+            title=await deadline.run(page.title(), "render"),
+            screenshot=shot,
+            warnings=warnings,
+        )
+
+    async def _goto(
+        self, page: Page, url: str, deadline: Deadline, wait_until: WaitUntil, responses: list[Response]
+    ) -> Response | None:
+        try:
+            return await deadline.run(page.goto(url, wait_until=wait_until, timeout=0), "navigation", url)
+        except PlaywrightError as exc:
+            # A document Chromium will not display (a PDF, an attachment) aborts the navigation; the
+            # response we saw says what it was.
+            if responses and ("ERR_ABORTED" in exc.message or "Download is starting" in exc.message):
+                last = responses[-1]
+                headers = await deadline.run(last.all_headers(), "navigation")
+                mime = mime_type(headers.get("content-type"))
+                raise UnsupportedContent(
+                    f"{last.url} is {mime or 'a download'}, which this service does not convert to text "
+                    "(HTML, JSON and plain text are supported).",
+                    status_code=last.status,
+                ) from None
+            raise _navigation_error(exc, url) from None
+
+    async def _body(self, response: Response, deadline: Deadline) -> bytes:
+        length = (await deadline.run(response.all_headers(), "body")).get("content-length", "")
+        if length.isdigit() and int(length) > self._max_bytes:
+            raise TooLarge(f"The response declares {int(length):,} bytes, over the limit of {self._max_bytes:,}.")
+        body = await deadline.run(response.body(), "body")
+        if len(body) > self._max_bytes:
+            raise TooLarge(f"The response is larger than the limit of {self._max_bytes:,} bytes.")
+        return body
+
+    async def _settle(self, page: Page, deadline: Deadline) -> list[str]:
+        cap_s = min(self._settle_cap_s, deadline.remaining())
+        if cap_s <= 0:
+            return []
+        try:
+            result: Any = await deadline.run(
+                page.evaluate(
+                    "([q, c]) => window.__bsSettle ? window.__bsSettle(q, c) : {settled: true}",
+                    [self._settle_quiet_ms, int(cap_s * 1000)],
+                ),
+                "render",
+                "waiting for the page to settle",
+                cap_s=cap_s + 1.0,  # the script stops itself at the cap; this guards a hung page
+            )
+        except TimeoutError:
+            return ["the page kept running scripts; read it as it was at the settle cap"]
+        except FetchTimeout:
+            raise
+        if isinstance(result, dict) and not result.get("settled", True):
+            return [
+                f"the page was still changing after {result.get('waited_ms')} ms "
+                f"({result.get('inflight')} requests, {result.get('timers')} timers pending); "
+                "read it as it was. Use wait_for to wait for a specific element."
+            ]
+        return []
+
+
+_NET_ERRORS: dict[str, type[FetchError]] = {
+    "ERR_NAME_NOT_RESOLVED": DNSError,
+    "ERR_NAME_RESOLUTION_FAILED": DNSError,
+    "ERR_CONNECTION_REFUSED": ConnectError,
+    "ERR_CONNECTION_RESET": ConnectError,
+    "ERR_CONNECTION_CLOSED": ConnectError,
+    "ERR_CONNECTION_FAILED": ConnectError,
+    "ERR_EMPTY_RESPONSE": ConnectError,
+    "ERR_ADDRESS_UNREACHABLE": ConnectError,
+    "ERR_INVALID_RESPONSE": ConnectError,
+    "ERR_CONTENT_LENGTH_MISMATCH": ConnectError,
+    "ERR_INCOMPLETE_CHUNKED_ENCODING": ConnectError,
+    "ERR_CONTENT_DECODING_FAILED": ConnectError,
+    "ERR_TIMED_OUT": FetchTimeout,
+    "ERR_CONNECTION_TIMED_OUT": FetchTimeout,
+    "ERR_TOO_MANY_REDIRECTS": HTTPStatusError,
+}
+
+
+def _navigation_error(exc: PlaywrightError, url: str) -> FetchError:
+    message = exc.message or ""
+    for code, cls in _NET_ERRORS.items():
+        if code in message:
+            phase: Phase | None = "navigation" if cls is FetchTimeout else None
+            return cls(f"Loading {url} in the browser failed: net::{code}.", phase=phase)
+    if "ERR_CERT" in message or "ERR_SSL" in message:
+        return TLSError(f"TLS with {url} failed in the browser ({_first_line(exc)}); retrying will not help.")
+    if "closed" in message.lower():
+        return _crashed(exc)
+    return BrowserError(f"Loading {url} in the browser failed: {_first_line(exc)}.", retryable=True)
+
+
+def _crashed(exc: PlaywrightError) -> BrowserError:
+    return BrowserError(
+        f"The browser crashed or was closed during the request ({_first_line(exc)}); it is being "
+        "relaunched. Retry the request.",
+        retryable=True,
+        retry_after_s=1,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+

@@ -1,0 +1,102 @@
+"""The default browser wait: until the DOM settles, capped.
+
+A fixed sleep is either too short for a page that renders after 2 s or wastes time on a page that
+was ready at ``load``; ``networkidle`` waits 500 ms even on a static page and never settles with a
+long-poll. Instead an init script (installed in every context before any page script runs) counts
+the asynchronous work a page has started that can still change the DOM:
+
+* fetch and XMLHttpRequest calls in flight, and scripts added after ``load`` until they have run,
+* ``setTimeout`` callbacks due within the cap — except timer chains (a callback re-arming itself
+  three or more times, like a poller or a carousel), which would never end,
+* DOM mutations (a MutationObserver), as the time of the last activity.
+
+The page has settled when nothing is in flight or due and the DOM has been quiet for ``quiet`` ms,
+or when nothing has been in flight for ``max(1 s, 4 × quiet)`` even if an animation keeps mutating
+the DOM. The wait never exceeds the cap nor the request's deadline.
+"""
+
+from __future__ import annotations
+
+INIT_SCRIPT = r"""
+(() => {
+  if (window.__bsSettle) return;
+  const setT = window.setTimeout.bind(window);
+  const clearT = window.clearTimeout.bind(window);
+  const now = () => performance.now();
+  const CAP = %(cap)d;
+  let inflight = 0;
+  let depth = 0;                 // timer-chain depth of the callback running now
+  const timers = new Map();      // id -> chain depth, for timers that still count
+  let lastActivity = now();
+  let lastBusy = now();
+  const touch = () => { lastActivity = now(); };
+  window.setTimeout = function (fn, delay, ...args) {
+    const d = Number(delay) || 0;
+    if (typeof fn !== 'function') return setT(fn, d, ...args);
+    const myDepth = depth + 1;
+    let id;
+    const run = function () {
+      timers.delete(id);
+      const saved = depth;
+      depth = myDepth;
+      try { return fn.apply(this, arguments); } finally { depth = saved; touch(); }
+    };
+    id = setT(run, d, ...args);
+    if (d <= CAP && myDepth < 3) timers.set(id, myDepth);
+    return id;
+  };
+  window.clearTimeout = function (id) { timers.delete(id); return clearT(id); };
+  const origFetch = window.fetch;
+  if (origFetch) {
+    window.fetch = function () {
+      inflight++; touch();
+      const p = origFetch.apply(this, arguments);
+      const done = () => { inflight--; touch(); };
+      p.then(done, done);
+      return p;
+    };
+  }
+  const origSend = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function () {
+    inflight++; touch();
+    this.addEventListener('loadend', () => { inflight--; touch(); }, { once: true });
+    return origSend.apply(this, arguments);
+  };
+  // A script added at run time (a loader, a dynamic import shim) is work in flight until it runs.
+  const watchScript = (node) => {
+    if (node.nodeName !== 'SCRIPT' || !node.src || node.__bsSeen) return;
+    node.__bsSeen = true;
+    inflight++;
+    const done = () => { inflight--; touch(); };
+    node.addEventListener('load', done, { once: true });
+    node.addEventListener('error', done, { once: true });
+  };
+  new MutationObserver((records) => {
+    touch();
+    if (document.readyState !== 'complete') return;  // parser-inserted scripts block load anyway
+    for (const record of records) record.addedNodes.forEach(watchScript);
+  }).observe(document, {
+    subtree: true, childList: true, characterData: true, attributes: true,
+  });
+  window.__bsSettle = (quiet, cap) => new Promise((resolve) => {
+    const start = now();
+    const check = () => {
+      const t = now();
+      const busy = inflight > 0 || timers.size > 0 || document.readyState !== 'complete';
+      if (busy) lastBusy = t;
+      const idleFor = t - lastBusy;
+      const settled = !busy && (t - lastActivity >= quiet || idleFor >= Math.max(1000, 4 * quiet));
+      if (settled || t - start >= cap) {
+        resolve({ settled, waited_ms: Math.round(t - start), inflight, timers: timers.size });
+      } else {
+        setT(check, 25);
+      }
+    };
+    check();
+  });
+})();
+"""
+
+
+def init_script(cap_ms: int) -> str:
+    return INIT_SCRIPT % {"cap": cap_ms}

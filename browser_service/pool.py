@@ -1,0 +1,389 @@
+"""BrowserPool: one long-lived Chromium, a fixed number of isolated page slots, and its health.
+
+Design (the measurements behind it are in docs/architecture.md, from bench/pool_isolation.py):
+
+* **Isolation**: every lease gets a fresh browser context (its own cookies, storage, cache and
+  service workers) that is closed on release. Resetting and reusing one context per slot was
+  measured and rejected: it is barely faster and leaks state that no API clears reliably.
+* **Slots and queue**: ``pool_size`` leases at once; up to ``queue_size`` requests wait in FIFO
+  order, each no longer than its own deadline (``timeout`` in phase ``queue``); past that the pool
+  answers ``overloaded`` at once with a ``retry_after_s`` estimated from recent lease times.
+* **Release always**: a lease is released by ``async with``, so cancellation (a client that went
+  away) and errors free the slot; closing a context is itself bounded, and a context that will not
+  close marks its browser as wedged.
+* **Browser lifecycle**: the browser is launched lazily (or at start-up), recycled after
+  ``recycle_after`` pages (new leases go to a fresh browser; the old one closes when its last lease
+  ends), and relaunched when it crashes or disconnects. Leases on a dead browser fail with a typed
+  ``browser_error`` that the fetcher retries on the new browser while the deadline allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from browser_service.chromium import find_chromium, launch_args
+from browser_service.contract import PoolHealth, PoolState
+from browser_service.deadline import Deadline
+from browser_service.errors import BrowserError, Overloaded
+from browser_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Upper bound for closing a context: a healthy browser does it in milliseconds.
+CLOSE_TIMEOUT_S = 5.0
+
+
+@dataclass(eq=False)
+class _Browser:
+    """One launched browser and its bookkeeping."""
+
+    browser: Browser
+    generation: int
+    marker: str
+    active: int = 0
+    served: int = 0
+    retiring: bool = False
+    closed: bool = False
+    pid: int | None = None
+
+
+@dataclass
+class Lease:
+    context: BrowserContext
+    page: Page
+    generation: int
+
+    def browser_alive(self) -> bool:
+        browser = self.context.browser
+        return browser is not None and browser.is_connected()
+
+
+@dataclass
+class _Waiter:
+    future: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class SlotQueue:
+    """A FIFO counting semaphore with a bounded wait list that hands a freed slot to the next waiter.
+
+    Written out rather than ``asyncio.Semaphore`` + ``wait_for`` because the slot must never be
+    lost when a waiter is cancelled or times out at the moment it is handed a slot.
+    """
+
+    def __init__(self, size: int, queue_limit: int) -> None:
+        self.size = size
+        self.queue_limit = queue_limit
+        self.in_use = 0
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    def try_acquire(self) -> bool:
+        if self.in_use < self.size and not self._waiters:
+            self.in_use += 1
+            return True
+        return False
+
+    def full(self) -> bool:
+        return len(self._waiters) >= self.queue_limit
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
+            return
+        waiter = _Waiter()
+        self._waiters.append(waiter)
+        try:
+            await waiter.future
+        except BaseException:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self.release()  # we were handed a slot while being cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.future.done():
+                waiter.future.set_result(None)  # the slot moves to the waiter; in_use unchanged
+                return
+        self.in_use -= 1
+
+
+class BrowserPool:
+    def __init__(self, settings: Settings, *, user_agent: str, init_script: str | None = None) -> None:
+        self._settings = settings
+        self._user_agent = user_agent
+        self._init_script = init_script
+        self._slots = SlotQueue(settings.pool_size, settings.queue_size)
+        self._playwright: Playwright | None = None
+        self._current: _Browser | None = None
+        self._launching: asyncio.Task[_Browser] | None = None
+        self._generation = 0
+        self._closing = False
+        self._crashed = False
+        self._executable: str | None = None
+        self._browsers: set[_Browser] = set()
+        self._recent_lease_s: collections.deque[float] = collections.deque(maxlen=50)
+        self.launches = 0
+        self.restarts = 0
+        self.recycles = 0
+        self.pages_served = 0
+        self.last_error: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Launch the browser now rather than on the first lease (``serve`` does, the CLI does not)."""
+        await self._get_browser(Deadline(self._settings.launch_timeout_ms / 1000))
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._launching is not None:
+            self._launching.cancel()
+            with contextlib.suppress(BaseException):
+                await self._launching
+        for handle in list(self._browsers):
+            await self._close_browser(handle)
+        self._current = None
+        if self._playwright is not None:
+            with contextlib.suppress(Exception):
+                await self._playwright.stop()
+            self._playwright = None
+
+    async def _get_browser(self, deadline: Deadline) -> _Browser:
+        current = self._current
+        if current is not None and not current.retiring and current.browser.is_connected():
+            return current
+        if self._launching is None or self._launching.done():
+            self._launching = asyncio.create_task(self._launch())
+        # Shielded: one waiter's deadline must not cancel a launch that others are waiting for.
+        return await deadline.run(asyncio.shield(self._launching), "queue", "launching the browser")
+
+    async def _launch(self) -> _Browser:
+        if self._closing:
+            raise BrowserError("The service is shutting down.", retryable=True, retry_after_s=5)
+        if self._playwright is None:
+            self._playwright = await async_playwright().start()
+        if self._executable is None:
+            self._executable = find_chromium(self._settings.chromium_path, self._playwright)
+        marker = uuid.uuid4().hex
+        try:
+            browser = await self._playwright.chromium.launch(
+                executable_path=self._executable,
+                headless=self._settings.headless,
+                args=[*launch_args(self._settings.browser_args), f"--browser-service-pool={marker}"],
+                timeout=self._settings.launch_timeout_ms,
+                handle_sigint=False,
+                handle_sigterm=False,
+                handle_sighup=False,
+            )
+        except PlaywrightError as exc:
+            self.last_error = f"launch failed: {exc.message}"
+            raise BrowserError(
+                f"The browser could not be started ({exc.message.splitlines()[0]}). Retry shortly.",
+                retryable=True,
+                retry_after_s=5,
+            ) from None
+        self._generation += 1
+        handle = _Browser(browser, self._generation, marker, pid=_find_pid(marker))
+        if self._crashed:
+            self.restarts += 1  # replacing a browser that died, not a planned recycle
+            self._crashed = False
+        self.launches += 1
+        self._browsers.add(handle)
+        self._current = handle
+        browser.on("disconnected", lambda _: self._on_disconnected(handle))
+        log.info("browser launched", extra={"generation": handle.generation, "pid": handle.pid})
+        return handle
+
+    def _on_disconnected(self, handle: _Browser) -> None:
+        if not handle.closed:
+            self._crashed = True
+            self.last_error = f"browser generation {handle.generation} disconnected"
+            log.warning("browser disconnected", extra={"generation": handle.generation})
+        handle.closed = True
+        self._browsers.discard(handle)
+        if self._current is handle:
+            self._current = None
+
+    async def _close_browser(self, handle: _Browser) -> None:
+        handle.closed = True
+        self._browsers.discard(handle)
+        if self._current is handle:
+            self._current = None
+        try:
+            await asyncio.wait_for(handle.browser.close(), CLOSE_TIMEOUT_S)
+        except (TimeoutError, PlaywrightError):
+            _kill(handle.pid)
+
+    # --- leases --------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lease(self, deadline: Deadline) -> AsyncIterator[Lease]:
+        """A fresh, isolated context and page for one request; always released."""
+        if self._closing:
+            raise BrowserError("The service is shutting down.", retryable=True, retry_after_s=5)
+        if not self._slots.try_acquire():
+            if self._slots.full():
+                raise Overloaded(
+                    f"All {self._slots.size} browser slots are busy and {self._slots.queued} requests "
+                    "are already waiting. Retry after retry_after_s.",
+                    retry_after_s=self._retry_after(),
+                )
+            await deadline.run(self._slots.acquire(), "queue", "waiting for a browser slot")
+        started = time.monotonic()
+        try:
+            handle = await self._get_browser(deadline)
+            handle.active += 1
+            try:
+                context, page = await self._new_page(handle, deadline)
+                try:
+                    yield Lease(context, page, handle.generation)
+                finally:
+                    await self._close_context(handle, context)
+            finally:
+                handle.active -= 1
+                handle.served += 1
+                self.pages_served += 1
+                await self._maybe_retire(handle)
+        finally:
+            self._slots.release()
+            self._recent_lease_s.append(time.monotonic() - started)
+
+    async def _new_page(self, handle: _Browser, deadline: Deadline) -> tuple[BrowserContext, Page]:
+        try:
+            context = await deadline.run(
+                handle.browser.new_context(
+                    user_agent=self._user_agent,
+                    accept_downloads=False,
+                    viewport={"width": 1280, "height": 900},
+                    locale="en-US",
+                    service_workers="block",
+                ),
+                "queue",
+                "opening a browser context",
+            )
+        except PlaywrightError as exc:
+            raise _browser_error(exc) from None
+        try:
+            if self._init_script:
+                await deadline.run(context.add_init_script(self._init_script), "queue", "preparing a context")
+            page = await deadline.run(context.new_page(), "queue", "opening a page")
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(context.close(), CLOSE_TIMEOUT_S)
+            if isinstance(exc, PlaywrightError):
+                raise _browser_error(exc) from None
+            raise
+        return context, page
+
+    async def _close_context(self, handle: _Browser, context: BrowserContext) -> None:
+        if handle.closed:
+            return
+        try:
+            # Shielded so that a cancelled request still waits for its context to be gone.
+            await asyncio.shield(asyncio.wait_for(context.close(), CLOSE_TIMEOUT_S))
+        except TimeoutError:
+            log.warning("context did not close; recycling its browser", extra={"generation": handle.generation})
+            handle.retiring = True
+        except PlaywrightError:
+            pass  # the browser is gone; the disconnect handler takes it from here
+
+    async def _maybe_retire(self, handle: _Browser) -> None:
+        if not handle.retiring and handle.served >= self._settings.recycle_after:
+            handle.retiring = True
+            self.recycles += 1
+        if handle.retiring and handle.active == 0 and not handle.closed:
+            await self._close_browser(handle)
+
+    def _retry_after(self) -> float:
+        """Seconds until a slot is likely free: the queue ahead, drained at the recent lease rate."""
+        mean = sum(self._recent_lease_s) / len(self._recent_lease_s) if self._recent_lease_s else 1.0
+        waves = (self._slots.queued + 1) / self._slots.size
+        return round(max(0.5, mean * waves), 1)
+
+    # --- health --------------------------------------------------------------------------------
+
+    def health(self) -> PoolHealth:
+        current = self._current
+        connected = current is not None and current.browser.is_connected()
+        state: PoolState
+        if self._closing:
+            state = "unavailable"
+        elif self.last_error and not connected and self.launches == 0:
+            state = "unavailable"
+        elif self._slots.queued > 0 or (self._launching is not None and not self._launching.done()):
+            state = "degraded"  # saturated or relaunching
+        else:
+            state = "available"
+        return PoolHealth(
+            state=state,
+            size=self._slots.size,
+            in_use=self._slots.in_use,
+            queued=self._slots.queued,
+            queue_limit=self._slots.queue_limit,
+            browser_connected=connected,
+            browser_pid=current.pid if current else None,
+            browser_version=current.browser.version if connected and current else None,
+            launches=self.launches,
+            restarts=self.restarts,
+            recycles=self.recycles,
+            pages_served=self.pages_served,
+        )
+
+    def open_contexts(self) -> int:
+        """Contexts currently open across browsers (0 when idle: nothing leaked)."""
+        return sum(len(h.browser.contexts) for h in self._browsers if h.browser.is_connected())
+
+
+def _browser_error(exc: PlaywrightError) -> BrowserError:
+    first = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+    return BrowserError(
+        f"The browser failed ({first}). It is being restarted; retry the request.",
+        retryable=True,
+        retry_after_s=1,
+    )
+
+
+def _find_pid(marker: str) -> int | None:
+    """The browser's main process: the one whose command line carries our marker and no --type."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(marker.encode() in arg for arg in cmdline) and not any(
+            arg.startswith(b"--type=") for arg in cmdline
+        ):
+            return int(entry.name)
+    return None
+
+
+def _kill(pid: int | None) -> None:
+    if pid is None:
+        return
+    import os
+    import signal
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,73 @@
+"""Configuration, from the environment only (prefix ``BROWSER_SERVICE_``), so a container needs no files.
+
+Every setting is documented in the README's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BROWSER_SERVICE_", extra="ignore")
+
+    # --- serving ---------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    # --- browser pool ----------------------------------------------------------------------
+    chromium_path: str | None = Field(None, description="Browser executable to launch.")
+    browser_endpoint: str | None = Field(None, description="ws:// or CDP endpoint of a remote browser.")
+    pool_size: int = Field(4, ge=1, le=256, description="Concurrent page slots.")
+    queue_size: int = Field(
+        32, ge=0, le=100_000, description="Requests that may wait for a slot; more get `overloaded`."
+    )
+    recycle_after: int = Field(
+        500, ge=1, description="Relaunch the browser after this many pages (bounds memory growth)."
+    )
+    headless: bool = True
+    browser_args: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    launch_timeout_ms: int = Field(30_000, ge=1_000)
+    prelaunch: bool = Field(True, description="`serve` launches the browser at start-up, not on first use.")
+
+    # --- fetching --------------------------------------------------------------------------
+    user_agent: str | None = Field(
+        None, description="User-Agent for both engines; default: the browser's own, without 'Headless'."
+    )
+    max_timeout_ms: int = Field(300_000, ge=1_000, description="Upper bound for a request's timeout_ms.")
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest response body accepted.")
+    max_redirects: int = Field(10, ge=0, le=50)
+    settle_cap_ms: int = Field(
+        5_000, ge=0, description="Longest the default 'wait until the DOM settles' may wait."
+    )
+    settle_quiet_ms: int = Field(
+        150, ge=0, description="DOM quiet time (no mutations, no pending requests) that counts as settled."
+    )
+
+    # --- network policy --------------------------------------------------------------------
+    allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Exceptions to the network policy: CIDRs (127.0.0.0/8) or host:port (127.0.0.1:8123).",
+    )
+
+    # --- state -----------------------------------------------------------------------------
+    cache_dir: Path = Field(Path(".cache/browser-service"), description="Embedded cache location.")
+    redis_url: str | None = None
+
+    # --- exposure --------------------------------------------------------------------------
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("browser_args", "allow", "api_keys", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _split_csv(value)

@@ -1,0 +1,36 @@
+"""Shared fixtures: the fixture site on 127.0.0.1 and settings that allow only loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from browser_service.settings import Settings
+from tests.site import FixtureServer
+
+
+@pytest.fixture(scope="session")
+def site() -> Iterator[FixtureServer]:
+    server = FixtureServer().start()
+    yield server
+    server.close()
+
+
+def make_settings(tmp: Path, **overrides: object) -> Settings:
+    """Test settings: the fixture site's loopback range allowed, nothing else."""
+    values: dict[str, object] = {
+        "allow": ["127.0.0.0/8"],
+        "pool_size": 2,
+        "queue_size": 8,
+        "cache_dir": tmp / "cache",
+        "settle_cap_ms": 4000,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(tmp_path_factory.mktemp("svc"))

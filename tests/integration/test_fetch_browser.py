@@ -1,0 +1,97 @@
+"""The browser engine and render=auto escalation, with real Chromium against the fixture site."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from browser_service.fetcher import Fetcher
+from tests.integration.test_fetch_http import error_kind, fetch
+from tests.site import FixtureServer
+
+
+async def test_auto_escalates_a_js_rendered_article(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/js-article?delay=300"))
+    assert response.ok and response.engine == "browser"
+    assert [(a.engine, a.outcome) for a in response.attempts] == [("http", "escalated"), ("browser", "ok")]
+    assert response.attempts[0].detail == "little text: 27 visible characters and 1 scripts"
+    md = response.markdown or ""
+    assert md.startswith("# Tide Tables Explained")
+    assert "Spring tides, near the full and new moon" in md and "Loading article" not in md
+
+
+async def test_default_wait_catches_content_after_two_seconds(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/js-article?delay=2000"), render="browser")
+    assert response.ok and "Rendered after 2000 ms by JavaScript." in (response.markdown or "")
+    assert response.warnings == []
+
+
+async def test_auto_renders_an_spa_shell(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/spa.html"), formats=["markdown", "raw_html"])
+    assert response.ok and response.engine == "browser" and response.title == "Knots Every Sailor Knows"
+    assert response.attempts[0].detail == "app shell: #root holds 0 characters of text"
+    assert "The bowline makes a fixed loop" in (response.markdown or "")
+    assert "<article>" in (response.raw_html or "")  # the rendered DOM, not the shell
+
+
+async def test_wait_for_selector(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/js-article?delay=500"), wait_for="article h1")
+    assert response.ok and response.engine == "browser"  # wait_for implies the browser
+    assert "Tide Tables Explained" in (response.markdown or "")
+
+
+async def test_wait_for_that_never_appears_times_out(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/article.html"), wait_for="#never", timeout_ms=1500)
+    assert error_kind(response) == "timeout"
+    assert response.error is not None and response.error.phase == "wait_for" and "'#never'" in response.error.message
+    assert response.duration_ms is not None and response.duration_ms <= 1500
+
+
+async def test_screenshot_is_a_png(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/article.html"), formats=["markdown", "screenshot"])
+    assert response.ok and response.engine == "browser"
+    assert base64.b64decode(response.screenshot or "")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_browser_sends_cookies_and_headers(fetcher: Fetcher, site: FixtureServer) -> None:
+    refused = await fetch(fetcher, site.url("/needs-cookie"), render="browser")
+    assert error_kind(refused) == "http_error" and refused.error.status_code == 403  # type: ignore[union-attr]
+    allowed = await fetch(fetcher, site.url("/needs-cookie"), render="browser", cookies={"session": "letmein"})
+    assert allowed.ok and "Members Area" in (allowed.markdown or "")
+    echo = await fetch(fetcher, site.url("/echo-headers"), render="browser", headers={"X-Agent-Test": "yes"},
+                       formats=["text"], main_content=False)
+    assert "x-agent-test: yes" in (echo.text or "").lower() and "HeadlessChrome" not in (echo.text or "")
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "status"),
+    [("/no-such-page", "not_found", 404), ("/error", "http_error", 500), ("/doc.pdf", "unsupported_content", None),
+     ("/image.png", "unsupported_content", 200), ("/reset", "connection_error", None),
+     ("/redirect-loop", "http_error", None)],
+)
+async def test_browser_failures_are_typed(
+    fetcher: Fetcher, site: FixtureServer, path: str, kind: str, status: int | None
+) -> None:
+    response = await fetch(fetcher, site.url(path), render="browser")
+    assert error_kind(response) == kind
+    if status is not None:
+        assert response.error is not None and response.error.status_code == status
+
+
+async def test_browser_json_is_text(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/data.json"), render="browser", formats=["text"])
+    assert response.ok and response.text == '{"name": "widget", "price": 9.5, "tags": ["a", "b"]}'
+
+
+async def test_browser_redirects_and_slow_origin(fetcher: Fetcher, site: FixtureServer) -> None:
+    redirected = await fetch(fetcher, site.url("/redirect?n=2"), render="browser")
+    assert redirected.ok and redirected.final_url == site.url("/article.html")
+    slow = await fetch(fetcher, site.url("/slow?ms=10000"), render="browser", timeout_ms=1500)
+    assert error_kind(slow) == "timeout" and slow.error.phase == "navigation"  # type: ignore[union-attr]
+    assert slow.duration_ms is not None and slow.duration_ms <= 1500
+
+
+async def test_empty_page_in_browser(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/empty"), render="browser")
+    assert error_kind(response) == "empty_content" and "even after rendering" in response.error.message  # type: ignore[union-attr]

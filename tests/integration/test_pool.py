@@ -1,0 +1,128 @@
+"""The browser pool under load and faults: slots, queue, crashes, leaks, isolation, recycling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from browser_service.fetcher import Fetcher
+from tests.conftest import make_settings
+from tests.integration.test_fetch_http import error_kind, fetch
+from tests.site import FixtureServer
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for a state the test needs (not for time to pass), failing loudly if it never comes."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_twice_as_many_requests_as_slots(site: FixtureServer, tmp_path: Path) -> None:
+    async with Fetcher(make_settings(tmp_path, pool_size=2)) as service:
+        peak = 0
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, service.pool.health().in_use)
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.create_task(watch())
+        results = await asyncio.gather(
+            *(fetch(service, site.url(f"/js-article?delay=300&i={i}"), render="browser") for i in range(4))
+        )
+        watcher.cancel()
+        assert [r.ok for r in results] == [True] * 4
+        assert peak == 2
+        health = service.pool.health()
+        assert (health.in_use, health.queued, health.pages_served) == (0, 0, 4)
+
+
+async def test_full_queue_answers_overloaded_at_once(site: FixtureServer, tmp_path: Path) -> None:
+    async with Fetcher(make_settings(tmp_path, pool_size=1, queue_size=1)) as service:
+        first = asyncio.create_task(fetch(service, site.url("/slow?ms=1500"), render="browser"))
+        await until(lambda: service.pool.health().in_use == 1)
+        second = asyncio.create_task(fetch(service, site.url("/article.html"), render="browser"))
+        await until(lambda: service.pool.health().queued == 1)
+        third = await fetch(service, site.url("/article.html"), render="browser")
+        assert error_kind(third) == "overloaded"
+        assert third.error is not None and third.error.retry_after_s is not None and third.error.retry_after_s > 0
+        assert third.duration_ms is not None and third.duration_ms < 100
+        assert (await first).ok and (await second).ok
+
+
+async def test_queue_wait_is_bounded_by_the_deadline(site: FixtureServer, tmp_path: Path) -> None:
+    async with Fetcher(make_settings(tmp_path, pool_size=1)) as service:
+        first = asyncio.create_task(fetch(service, site.url("/slow?ms=3000"), render="browser"))
+        await until(lambda: service.pool.health().in_use == 1)
+        waiting = await fetch(service, site.url("/article.html"), render="browser", timeout_ms=1000)
+        assert error_kind(waiting) == "timeout" and waiting.error.phase == "queue"  # type: ignore[union-attr]
+        assert (await first).ok
+        assert service.pool.health().in_use == 0
+
+
+async def test_killed_chromium_recovers(site: FixtureServer, tmp_path: Path) -> None:
+    async with Fetcher(make_settings(tmp_path)) as service:
+        await service.start(launch_browser=True)
+        pid = service.pool.health().browser_pid
+        assert pid is not None
+        hits = site.hits["/slow"]
+        in_flight = asyncio.create_task(fetch(service, site.url("/slow?ms=2000"), render="browser", timeout_ms=15000))
+        await until(lambda: site.hits["/slow"] > hits)  # the browser is mid-request
+        os.kill(pid, signal.SIGKILL)
+        response = await in_flight
+        # The crash is typed on the first attempt; the retry on the relaunched browser succeeds.
+        assert [a.outcome for a in response.attempts] == ["browser_error", "ok"]
+        assert response.ok and "How Lighthouses Work" in (response.markdown or "")
+        after = await fetch(service, site.url("/article.html"), render="browser")
+        assert after.ok
+        health = service.pool.health()
+        assert health.restarts == 1 and health.launches == 2 and health.browser_pid not in (None, pid)
+        assert health.browser_connected and health.in_use == 0
+
+
+async def test_no_pages_or_contexts_left_after_200_requests(site: FixtureServer, tmp_path: Path) -> None:
+    async with Fetcher(make_settings(tmp_path, pool_size=4)) as service:
+        paths = ["/article.html", "/js-article?delay=50", "/no-such-page", "/spa.html", "/data.json"]
+        semaphore = asyncio.Semaphore(6)
+
+        async def one(i: int) -> str | None:
+            async with semaphore:
+                return error_kind(await fetch(service, site.url(paths[i % len(paths)]), render="browser"))
+
+        kinds = await asyncio.gather(*(one(i) for i in range(200)))
+        assert kinds.count("not_found") == 40 and kinds.count(None) == 160
+        health = service.pool.health()
+        assert (health.in_use, health.queued, health.pages_served) == (0, 0, 200)
+        assert service.pool.open_contexts() == 0
+
+
+async def test_cancelled_request_frees_its_slot(site: FixtureServer, tmp_path: Path) -> None:
+    async with Fetcher(make_settings(tmp_path, pool_size=1)) as service:
+        hits = site.hits["/slow"]
+        task = asyncio.create_task(fetch(service, site.url("/slow?ms=5000"), render="browser"))
+        await until(lambda: site.hits["/slow"] > hits)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert service.pool.health().in_use == 0 and service.pool.open_contexts() == 0
+        assert (await fetch(service, site.url("/article.html"), render="browser", timeout_ms=3000)).ok
+
+
+async def test_leases_are_isolated(site: FixtureServer, tmp_path: Path) -> None:
+    async with Fetcher(make_settings(tmp_path, pool_size=1)) as service:
+        first = await fetch(service, site.url("/storage.html"), render="browser", formats=["text"])
+        second = await fetch(service, site.url("/storage.html"), render="browser", formats=["text"])
+        assert "seen: nothing" in (first.text or "")
+        assert "seen: nothing" in (second.text or "")  # cookies and storage did not survive the lease
+
+
+async def test_browser_is_recycled_after_n_pages(site: FixtureServer, tmp_path: Path) -> None:
+    async with Fetcher(make_settings(tmp_path, pool_size=1, recycle_after=3)) as service:
+        results = [await fetch(service, site.url("/article.html"), render="browser") for _ in range(7)]
+        assert all(r.ok for r in results)
+        health = service.pool.health()
+        assert (health.recycles, health.launches, health.restarts) == (2, 3, 0)

@@ -1,0 +1,250 @@
+"""The fixture site: a real HTTP server on 127.0.0.1 with hand-written behaviour pages.
+
+Each route behaves like one kind of real site (a static article, a page that renders after 2 s, an
+SPA shell, an origin that resets the connection, …) and the tests assert the exact outcome the
+service gives for it. Static pages live in ``fixtures/pages/``; routes that need behaviour (delays,
+resets, cookies, encodings) are written here. It runs in its own threads, independent of the event
+loop under test, and counts hits per path so tests can see what reached the origin.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+import mimetypes
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "pages"
+
+#: A 1×1 PNG and a minimal PDF: real magic bytes, so sniffing and content types are exercised.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+
+LONG_PARAGRAPHS = 400  # the /long article: ~400 paragraphs, ~100 k characters
+
+
+def long_article() -> str:
+    paragraphs = "\n".join(
+        f"<p>Paragraph {i} of the long article. It tells part {i} of the story in a few sentences. "
+        f"Each sentence ends cleanly. The reader can page through all of it without losing a word.</p>"
+        for i in range(1, LONG_PARAGRAPHS + 1)
+    )
+    return (
+        "<!doctype html><html lang='en'><head><title>A Very Long Article</title></head><body>"
+        "<nav><a href='/'>Home</a></nav><main><article><h1>A Very Long Article</h1>"
+        f"{paragraphs}</article></main><footer>Footer text</footer></body></html>"
+    )
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FixtureServer
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def send(self, status: int, body: bytes | str, content_type: str = "text/html; charset=utf-8",
+             headers: dict[str, str] | None = None) -> None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def page(self, name: str, status: int = 200) -> None:
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        self.send(status, (PAGES / name).read_bytes(), f"{kind}; charset=utf-8" if kind.startswith(("text/", "application/j")) else kind)
+
+    def reset(self) -> None:
+        """Abort the connection with a TCP RST (SO_LINGER 0), as a crashing origin or middlebox does."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        self.query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        self.server.count(parts.path)
+        route = ROUTES.get(parts.path)
+        if route is None and (PAGES / parts.path.lstrip("/")).is_file() and ".." not in parts.path:
+            return self.page(parts.path.lstrip("/"))
+        if route is None:
+            return self.page("404.html", 404)
+        try:
+            route(self)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    do_HEAD = do_GET
+
+
+def _js_article(h: Handler) -> None:
+    delay = int(h.query.get("delay", "300"))
+    h.send(200, (PAGES / "js-article.html").read_text().replace("__DELAY__", str(delay)))
+
+
+def _needs_cookie(h: Handler) -> None:
+    if "session=letmein" in (h.headers.get("Cookie") or ""):
+        h.page("members.html")
+    else:
+        h.send(403, "<html><body><h1>Forbidden</h1><p>Members only.</p></body></html>")
+
+
+def _redirect(h: Handler) -> None:
+    hops = int(h.query.get("n", "3"))
+    target = "/article.html" if hops <= 1 else f"/redirect?n={hops - 1}"
+    h.send(302, "", headers={"Location": target})
+
+
+def _redirect_loop(h: Handler) -> None:
+    h.send(302, "", headers={"Location": "/redirect-loop"})
+
+
+def _slow(h: Handler) -> None:
+    ms = int(h.query.get("ms", "5000"))
+    h.server.stop.wait(ms / 1000)
+    h.page("article.html")
+
+
+def _slow_body(h: Handler) -> None:
+    h.send_response(200)
+    h.send_header("Content-Type", "text/html")
+    h.send_header("Content-Length", "100000")
+    h.end_headers()
+    h.wfile.write(b"<html><body><p>start")
+    h.wfile.flush()
+    h.server.stop.wait(int(h.query.get("ms", "5000")) / 1000)
+
+
+def _huge(h: Handler) -> None:
+    size = int(h.query.get("mb", "30")) * 1024 * 1024
+    h.send_response(200)
+    h.send_header("Content-Type", "text/html")
+    h.send_header("Content-Length", str(size))
+    h.end_headers()
+    chunk = b"<p>" + b"x" * 1017 + b"</p>\n"
+    sent = 0
+    while sent < size:
+        h.wfile.write(chunk)
+        sent += len(chunk)
+
+
+def _huge_chunked(h: Handler) -> None:
+    """A large body without Content-Length: the cap must stop it while streaming."""
+    h.send_response(200)
+    h.send_header("Content-Type", "text/html")
+    h.send_header("Connection", "close")
+    h.end_headers()
+    h.close_connection = True
+    chunk = b"<p>" + b"y" * 1017 + b"</p>\n"
+    for _ in range(int(h.query.get("mb", "30")) * 1024):
+        h.wfile.write(chunk)
+
+
+def _gzip_page(h: Handler) -> None:
+    body = gzip.compress((PAGES / "article.html").read_bytes())
+    h.send(200, body, headers={"Content-Encoding": "gzip"})
+
+
+def _echo(h: Handler) -> None:
+    rows = "".join(f"<li>{k}: {v}</li>" for k, v in h.headers.items())
+    h.send(200, f"<html><head><title>Echo</title></head><body><h1>Request headers</h1><ul>{rows}</ul>"
+                f"<p>This page lists the headers the server received for the test to check.</p></body></html>")
+
+
+ROUTES: dict[str, Callable[[Handler], None]] = {
+    "/js-article": _js_article,
+    "/needs-cookie": _needs_cookie,
+    "/redirect": _redirect,
+    "/redirect-loop": _redirect_loop,
+    "/slow": _slow,
+    "/slow-body": _slow_body,
+    "/reset": lambda h: h.reset(),
+    "/huge": _huge,
+    "/huge-chunked": _huge_chunked,
+    "/long": lambda h: h.send(200, long_article()),
+    "/gzip": _gzip_page,
+    "/echo-headers": _echo,
+    "/error": lambda h: h.send(500, "<html><body><h1>Internal Server Error</h1></body></html>"),
+    "/unavailable": lambda h: h.send(503, "<html><body>Down for maintenance</body></html>",
+                                     headers={"Retry-After": "7"}),
+    "/gone": lambda h: h.send(410, "<html><body>Gone</body></html>"),
+    "/data.json": lambda h: h.send(200, json.dumps({"name": "widget", "price": 9.5, "tags": ["a", "b"]}),
+                                   "application/json"),
+    "/notes.txt": lambda h: h.send(200, "Plain text notes.\nSecond line: ünïcödé.\n", "text/plain; charset=utf-8"),
+    "/doc.pdf": lambda h: h.send(200, PDF, "application/pdf"),
+    "/image.png": lambda h: h.send(200, PNG, "image/png"),
+    "/octet": lambda h: h.send(200, PNG, ""),
+    "/empty": lambda h: h.send(200, "<html><head><title></title></head><body></body></html>"),
+    "/latin1-as-utf8": lambda h: h.send(
+        200, (PAGES / "encoding.html").read_text().encode("cp1252"), "text/html; charset=utf-8"),
+    "/utf8-as-latin1": lambda h: h.send(
+        200, (PAGES / "encoding.html").read_bytes(), "text/html; charset=iso-8859-1"),
+    "/meta-charset": lambda h: h.send(
+        200, (PAGES / "cyrillic.html").read_text().encode("windows-1251"), "text/html"),
+    "/broken-utf8": lambda h: h.send(
+        200, (PAGES / "encoding.html").read_bytes().replace(b"caf\xc3\xa9", b"caf\xc3\x28"), "text/html; charset=utf-8"),
+}
+
+
+class FixtureServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), Handler)
+        self.stop = threading.Event()  # wakes sleeping handlers at shutdown
+        self.hits: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self.serve_forever, name="fixture-site", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def count(self, path: str) -> None:
+        with self._lock:
+            self.hits[path] += 1
+
+    def start(self) -> FixtureServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        self.shutdown()
+        self.server_close()
+
+
+if __name__ == "__main__":  # browse the fixtures by hand: python tests/site.py
+    server = FixtureServer(port=8765).start()
+    print(f"fixture site on {server.base_url}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.close()

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from browser_service.contract import CONTRACT_VERSION, ErrorKind, ExtractRequest, FetchRequest, FetchResponse
+from browser_service.errors import ERROR_CLASSES, FetchError, RequestError, ServiceError, UpstreamError, from_info
+from browser_service.tools import tool_definitions
+
+
+def test_defaults() -> None:
+    request = FetchRequest(url="https://example.com/a")  # type: ignore[arg-type]
+    assert request.formats == ["markdown"] and request.render == "auto" and request.main_content
+    assert request.timeout_ms == 30_000 and request.max_chars == 20_000 and request.start_index == 0
+    assert request.primary_text_format() == "markdown" and not request.needs_browser()
+
+
+def test_unknown_fields_are_rejected() -> None:
+    with pytest.raises(ValidationError) as info:
+        FetchRequest.model_validate({"url": "https://example.com/", "fromats": ["text"]})
+    assert info.value.errors()[0]["loc"] == ("fromats",)
+    assert info.value.errors()[0]["type"] == "extra_forbidden"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "not a url"}, "url"),
+        ({"url": "ftp://example.com/"}, "url"),
+        ({"url": "https://example.com/", "formats": ["pdf"]}, "formats"),
+        ({"url": "https://example.com/", "formats": []}, "formats"),
+        ({"url": "https://example.com/", "render": "chrome"}, "render"),
+        ({"url": "https://example.com/", "timeout_ms": 10}, "timeout_ms"),
+        ({"url": "https://example.com/", "max_chars": 5}, "max_chars"),
+        ({"url": "https://example.com/", "start_index": -1}, "start_index"),
+        ({"url": "https://example.com/", "wait_for": "div[["}, "wait_for"),
+        ({"url": "https://example.com/", "selectors": {"price": "..bad"}}, "selectors"),
+        ({"url": "https://example.com/", "headers": {"Bad Name": "x"}}, "headers"),
+        ({"url": "https://example.com/", "headers": {"Host": "evil"}}, "headers"),
+        ({"url": "https://example.com/", "cookies": {"a": "b;c"}}, "cookies"),
+    ],
+)
+def test_invalid_fields_are_named(body: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        FetchRequest.model_validate(body)
+    assert info.value.errors()[0]["loc"][0] == field
+
+
+def test_formats_are_deduplicated_in_order_and_screenshot_needs_browser() -> None:
+    request = FetchRequest.model_validate(
+        {"url": "https://example.com/", "formats": ["links", "text", "links", "screenshot"]}
+    )
+    assert request.formats == ["links", "text", "screenshot"]
+    assert request.primary_text_format() == "text" and request.needs_browser()
+
+
+def test_selectors_accept_strings_and_specs() -> None:
+    request = FetchRequest.model_validate(
+        {"url": "https://e.com/", "selectors": {"t": "h1", "n": {"css": ".n", "type": "integer", "all": True}}}
+    )
+    specs = request.selector_specs()
+    assert specs["t"].css == "h1" and specs["t"].type == "string"
+    assert specs["n"].type == "integer" and specs["n"].all
+
+
+def test_extract_request_refuses_screenshot() -> None:
+    with pytest.raises(ValidationError, match="screenshot needs a fetch"):
+        ExtractRequest.model_validate({"html": "<p>x</p>", "url": "https://e.com/", "formats": ["screenshot"]})
+
+
+def test_error_classes_cover_the_closed_enum_once() -> None:
+    assert set(ERROR_CLASSES) == set(ErrorKind)
+    for kind, cls in ERROR_CLASSES.items():
+        assert cls.kind is kind
+        assert issubclass(cls, RequestError | UpstreamError | ServiceError)
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        ("invalid_request", 422), ("forbidden_target", 403), ("robots_disallowed", 403),
+        ("dns_error", 502), ("not_found", 502), ("http_error", 502), ("timeout", 504),
+        ("overloaded", 503), ("circuit_open", 503), ("browser_error", 503), ("internal_error", 500),
+    ],
+)
+def test_http_status_mapping(kind: str, status: int) -> None:
+    assert ERROR_CLASSES[ErrorKind(kind)].http_status == status
+
+
+def test_error_round_trips_through_wire_form() -> None:
+    error: FetchError = ERROR_CLASSES[ErrorKind.OVERLOADED]("busy", retry_after_s=2.5)
+    again = from_info(error.info())
+    assert type(again) is type(error) and again.retry_after_s == 2.5 and again.retryable
+
+
+def test_tools_are_generated_from_the_models() -> None:
+    tools = tool_definitions()
+    assert tools["version"] == CONTRACT_VERSION
+    names = [t["function"]["name"] for t in tools["openai"]]
+    assert names == ["fetch", "extract"] == [t["name"] for t in tools["anthropic"]]
+    fetch_schema = tools["openai"][0]["function"]["parameters"]
+    assert fetch_schema == tools["anthropic"][0]["input_schema"]
+    assert fetch_schema["required"] == ["url"] and fetch_schema["additionalProperties"] is False
+    assert set(fetch_schema["properties"]) == set(FetchRequest.model_fields)
+    assert "$ref" not in json.dumps(tools) and "$defs" not in json.dumps(tools)
+    # the selector spec was inlined, with its fields
+    selector_options = fetch_schema["properties"]["selectors"]["anyOf"][0]["additionalProperties"]["anyOf"]
+    assert any(option.get("properties", {}).get("css") for option in selector_options)
+
+
+def test_contract_change_bumps_version() -> None:
+    """A schema change must come with a CONTRACT_VERSION bump: update both lines together."""
+    schemas = json.dumps(
+        [FetchRequest.model_json_schema(), ExtractRequest.model_json_schema(), FetchResponse.model_json_schema()],
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(schemas.encode()).hexdigest()[:16]
+    assert (CONTRACT_VERSION, digest) == ("1.0.0", digest)

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from browser_service.encoding import decode
+
+FRENCH = "<html><body><p>Le café du port, crème brûlée.</p></body></html>"
+
+
+def test_declared_charset_is_used() -> None:
+    text, charset, warnings = decode(FRENCH.encode("utf-8"), "utf-8", html=True)
+    assert text == FRENCH and charset == "utf-8" and warnings == []
+
+
+def test_utf8_label_on_cp1252_bytes_falls_back_to_detection() -> None:
+    text, _, warnings = decode(FRENCH.encode("cp1252"), "utf-8", html=True)
+    assert "café" in text and "brûlée" in text
+    assert any("not valid utf-8" in w for w in warnings)
+
+
+def test_latin1_label_on_utf8_bytes_is_read_as_utf8() -> None:
+    text, charset, warnings = decode(FRENCH.encode("utf-8"), "iso-8859-1", html=True)
+    assert "café" in text and "Ã" not in text and charset == "utf-8"
+    assert warnings == ["content labelled iso8859-1 is valid UTF-8; decoded as UTF-8"]
+
+
+def test_latin1_label_means_windows_1252() -> None:
+    text, _, _ = decode("“quoted” – dash".encode("cp1252"), "iso-8859-1", html=False)
+    assert text == "“quoted” – dash"
+
+
+def test_meta_charset_when_header_has_none() -> None:
+    page = '<html><head><meta charset="windows-1251"></head><body>Маяк</body></html>'
+    text, charset, _ = decode(page.encode("windows-1251"), None, html=True)
+    assert "Маяк" in text and charset == "cp1251"
+
+
+def test_bom_wins() -> None:
+    text, charset, _ = decode("\ufeffhello".encode("utf-8"), "iso-8859-1", html=False)
+    assert text == "hello" and charset == "utf-8-sig"
+
+
+def test_invalid_bytes_never_raise() -> None:
+    text, _, _ = decode(b"caf\xc3\x28 ok", "utf-8", html=False)
+    assert text.endswith(" ok")
+
+
+def test_unknown_label_is_reported() -> None:
+    text, _, warnings = decode(b"plain ascii", "x-nonsense", html=False)
+    assert text == "plain ascii"
+    assert "unknown charset 'x-nonsense'" in warnings[0]
