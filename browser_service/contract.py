@@ -86,7 +86,7 @@ class ExtractOptions(_Strict):
     """Options shared by ``/v1/fetch`` and ``/v1/extract``: what to return and how much of it."""
 
     formats: list[Format] = Field(
-        default_factory=lambda: ["markdown"],
+        default_factory=lambda: list[Format](["markdown"]),
         min_length=1,
         description=(
             "What to return. markdown/text/html are the main content (cleaned); raw_html is the page as "

@@ -323,12 +323,11 @@ class BrowserPool:
         current = self._current
         connected = current is not None and current.browser.is_connected()
         state: PoolState
-        if self._closing:
-            state = "unavailable"
-        elif self.last_error and not connected and self.launches == 0:
-            state = "unavailable"
-        elif self._slots.queued > 0 or (self._launching is not None and not self._launching.done()):
-            state = "degraded"  # saturated or relaunching
+        relaunching = self._launching is not None and not self._launching.done()
+        if self._closing or (self.launches == 0 and self.last_error and not relaunching):
+            state = "unavailable"  # shutting down, or the browser never came up
+        elif relaunching or self._slots.queued > 0 or (self.launches > 0 and not connected):
+            state = "degraded"  # (re)launching, saturated, or down until the next lease relaunches it
         else:
             state = "available"
         return PoolHealth(

@@ -39,7 +39,11 @@ _SHELL_SELECTORS = (
 )
 _INVISIBLE = ("script", "style", "noscript", "template", "head", "svg")
 _TEMPLATE = re.compile(r"\{\{[^{}]{1,80}\}\}")
-_NEEDS_JS = re.compile(r"(enable|requires?|need|turn on|activate)\W+(\w+\W+){0,3}javascript|javascript\W+(\w+\W+){0,3}(required|needed|disabled)", re.I)
+_NEEDS_JS = re.compile(
+    r"(enable|requires?|need|turn on|activate)\W+(\w+\W+){0,3}javascript"
+    r"|javascript\W+(\w+\W+){0,3}(required|needed|disabled)",
+    re.I,
+)
 _LOADING = re.compile(r"^\W*(loading|please wait|one moment)\b", re.I)
 
 LITTLE_TEXT = 200

@@ -10,6 +10,7 @@ loop under test, and counts hits per path so tests can see what reached the orig
 from __future__ import annotations
 
 import collections
+import contextlib
 import gzip
 import json
 import mimetypes
@@ -29,7 +30,10 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
 )
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
 
 LONG_PARAGRAPHS = 400  # the /long article: ~400 paragraphs, ~100 k characters
 
@@ -71,7 +75,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def page(self, name: str, status: int = 200) -> None:
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        self.send(status, (PAGES / name).read_bytes(), f"{kind}; charset=utf-8" if kind.startswith(("text/", "application/j")) else kind)
+        textual = kind.startswith(("text/", "application/j"))
+        self.send(status, (PAGES / name).read_bytes(), f"{kind}; charset=utf-8" if textual else kind)
 
     def reset(self) -> None:
         """Abort the connection with a TCP RST (SO_LINGER 0), as a crashing origin or middlebox does."""
@@ -90,10 +95,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.page(parts.path.lstrip("/"))
         if route is None:
             return self.page("404.html", 404)
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up: fine
             route(self)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
     do_HEAD = do_GET
 
@@ -203,7 +206,10 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/meta-charset": lambda h: h.send(
         200, (PAGES / "cyrillic.html").read_text().encode("windows-1251"), "text/html"),
     "/broken-utf8": lambda h: h.send(
-        200, (PAGES / "encoding.html").read_bytes().replace(b"caf\xc3\xa9", b"caf\xc3\x28"), "text/html; charset=utf-8"),
+        200,
+        (PAGES / "encoding.html").read_bytes().replace(b"caf\xc3\xa9", b"caf\xc3\x28"),
+        "text/html; charset=utf-8",
+    ),
 }
 
 

@@ -92,7 +92,7 @@ class BrowserEngine:
         if cookies:
             await deadline.run(
                 lease.context.add_cookies(
-                    [{"name": k, "value": v, "url": url} for k, v in cookies.items()]  # type: ignore[misc]
+                    [{"name": k, "value": v, "url": url} for k, v in cookies.items()]
                 ),
                 "navigation",
             )

@@ -27,7 +27,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    await until(lambda: server.started, timeout=30)
+    await until(lambda: server.started, limit_s=30)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             yield client, server
@@ -129,13 +129,19 @@ async def test_client_disconnect_frees_the_slot(
         await until(lambda: site.hits["/slow"] > hits and service.pool.health().in_use == 1)
         request.cancel()  # closes the connection mid-request
         await asyncio.gather(request, return_exceptions=True)
-    await until(lambda: service.pool.health().in_use == 0, timeout=5)  # freed long before the page's 20 s
+    await until(lambda: service.pool.health().in_use == 0, limit_s=5)  # freed long before the page's 20 s
     assert service.pool.open_contexts() == 0
 
 
 async def test_extract_has_the_fetch_shape(client: httpx.AsyncClient) -> None:
-    html = "<html><head><title>T</title></head><body><article><h1>Hello</h1><p>" + "Body text. " * 30 + "</p></article></body></html>"
-    response = await client.post("/v1/extract", json={"html": html, "url": "https://example.com/a", "formats": ["markdown", "links"]})
+    html = (
+        "<html><head><title>T</title></head><body><article><h1>Hello</h1><p>"
+        + "Body text. " * 30
+        + "</p></article></body></html>"
+    )
+    response = await client.post(
+        "/v1/extract", json={"html": html, "url": "https://example.com/a", "formats": ["markdown", "links"]}
+    )
     assert response.status_code == 200
     body = FetchResponse.model_validate(response.json())
     assert body.ok and body.source == "input" and body.engine is None and body.title == "T"

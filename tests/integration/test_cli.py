@@ -52,7 +52,11 @@ def test_forbidden_and_invalid_exit_2(site: FixtureServer) -> None:
 
 
 def test_extract_from_stdin() -> None:
-    html = "<html><body><nav>Menu</nav><article><h1>Notes</h1><p>" + "A calm sea today. " * 20 + "</p></article></body></html>"
+    html = (
+        "<html><body><nav>Menu</nav><article><h1>Notes</h1><p>"
+        + "A calm sea today. " * 20
+        + "</p></article></body></html>"
+    )
     result = run("extract", "-", "--format", "text", stdin=html)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Notes\n\nA calm sea today.") and "Menu" not in result.stdout

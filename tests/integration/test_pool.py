@@ -14,10 +14,14 @@ from tests.integration.test_fetch_http import error_kind, fetch
 from tests.site import FixtureServer
 
 
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for a state the test needs (not for time to pass), failing loudly if it never comes."""
-    async with asyncio.timeout(timeout):
-        while not condition():
+async def until(condition: Callable[[], bool], limit_s: float = 10.0) -> None:
+    """Wait for a state the test needs (not for time to pass), failing loudly if it never comes.
+
+    Polls because the states (pool counters, the fixture site's hit counts) live in objects that
+    publish no events; the poll interval only bounds how soon the test notices.
+    """
+    async with asyncio.timeout(limit_s):
+        while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
 

@@ -11,7 +11,10 @@ ARTICLE_TEXT = "<p>" + "The harbour wall was built in 1850 from local granite. "
     ("html", "reason"),
     [
         ('<html><body><div id="root"></div><script src="/app.js"></script></body></html>', "app shell: #root"),
-        ('<html><body><div id="__next"><div></div></div><script src="/n.js"></script></body></html>', "app shell: #__next"),
+        (
+            '<html><body><div id="__next"><div></div></div><script src="/n.js"></script></body></html>',
+            "app shell: #__next",
+        ),
         ("<html><body><app-root></app-root><script src=main.js></script></body></html>", "app shell: app-root"),
         ("<html><body><h1>Title</h1><script src=a.js></script></body></html>", "little text"),
         (
@@ -52,7 +55,8 @@ def test_escalates(html: str, reason: str) -> None:
         # An empty page with no scripts.
         "<html><body></body></html>",
         # A noscript notice on a page that has its content.
-        f"<html><body><noscript>Enable JavaScript for comments.</noscript>{ARTICLE_TEXT * 2}<script src=c.js></script></body></html>",
+        "<html><body><noscript>Enable JavaScript for comments.</noscript>"
+        f"{ARTICLE_TEXT * 2}<script src=c.js></script></body></html>",
     ],
 )
 def test_stays_on_http(html: str) -> None:

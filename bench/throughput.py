@@ -1,0 +1,289 @@
+"""Throughput, latency and memory of the service against plain Playwright on the same local pages.
+
+    .venv/bin/python bench/throughput.py [--pages 100] [--concurrency 1 8] [--repeat 1]
+
+Serves --pages static articles and --pages JavaScript-rendered articles (half render from an
+inline script at load, half from a JSON API call after load) on 127.0.0.1, then measures, at each
+concurrency level, in this one run:
+
+* baseline: plain Playwright, one browser, N reused tabs, ``goto(wait_until="load")`` + ``content()``
+  (no isolation, no extraction, no waiting for late content);
+* ``render=browser`` through ``Fetcher.fetch`` (fresh context per page, settle wait, extraction);
+* ``render=auto`` through ``Fetcher.fetch`` (HTTP first, browser only when the page needs it).
+
+For each: pages/s, p50/p95 latency, the ratio to the baseline on the same pages, the share of
+pages whose article text was really captured, and the peak RSS of this process plus its children
+(Chromium). Targets (issue 2): browser on JS pages ≥ 0.8× baseline; auto on static pages ≥ 3×.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psutil
+from playwright.async_api import async_playwright
+
+from browser_service.chromium import find_chromium, launch_args
+from browser_service.contract import FetchRequest
+from browser_service.fetcher import Fetcher
+from browser_service.settings import Settings
+
+WORDS = tuple(
+    "harbour tide lantern keeper granite beacon channel current reef signal compass voyage anchor "  # noqa: SIM905
+    "ledger winter rigging halyard mooring pilot estuary headland fog bell buoy chart sounding".split()
+)
+
+
+def article_text(i: int) -> list[str]:
+    """Five deterministic paragraphs; the marker sentence proves the article was captured."""
+    paragraphs = []
+    for p in range(5):
+        words = [WORDS[(i * 7 + p * 13 + k * 3) % len(WORDS)] for k in range(60)]
+        paragraphs.append(" ".join(words).capitalize() + ".")
+    paragraphs.append(f"Marker sentence for article number {i}.")
+    return paragraphs
+
+
+def marker(i: int) -> str:
+    return f"Marker sentence for article number {i}."
+
+
+NAV = "<nav>" + " | ".join(f"<a href='/section/{k}'>Section {k}</a>" for k in range(12)) + "</nav>"
+FOOT = "<footer><p>Copyright The Bench Gazette.</p><a href='/privacy'>Privacy</a></footer>"
+
+
+def static_page(i: int) -> str:
+    body = "".join(f"<p>{p}</p>" for p in article_text(i))
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Article {i}</title></head><body>"
+        f"<header>{NAV}</header><main><article><h1>Article {i}</h1>{body}</article></main>{FOOT}"
+        "<script>window.analytics = true;</script></body></html>"
+    )
+
+
+def js_page(i: int) -> str:
+    if i % 2 == 0:  # rendered by an inline script as the page loads
+        paragraphs = "".join(f"<p>{p}</p>" for p in article_text(i)).replace("'", "\\'")
+        script = (
+            "document.addEventListener('DOMContentLoaded', function () {"
+            f"document.getElementById('root').innerHTML = '<article><h1>Article {i}</h1>{paragraphs}</article>';"
+            "});"
+        )
+    else:  # rendered from an API call
+        script = (
+            f"fetch('/api/{i}.json').then(r => r.json()).then(d => {{"
+            "document.getElementById('root').innerHTML = '<article><h1>' + d.title + '</h1>' +"
+            " d.paragraphs.map(p => '<p>' + p + '</p>').join('') + '</article>'; });"
+        )
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>App {i}</title></head><body>"
+        f"<header>{NAV}</header><div id='root'></div>{FOOT}<script>{script}</script></body></html>"
+    )
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        import json
+
+        kind, _, rest = self.path.strip("/").partition("/")
+        number = int(rest.split(".")[0]) if rest.split(".")[0].isdigit() else -1
+        if kind == "static" and number >= 0:
+            body, ctype = static_page(number), "text/html; charset=utf-8"
+        elif kind == "js" and number >= 0:
+            body, ctype = js_page(number), "text/html; charset=utf-8"
+        elif kind == "api" and number >= 0:
+            body = json.dumps({"title": f"Article {number}", "paragraphs": article_text(number)})
+            ctype = "application/json"
+        else:
+            body, ctype = "not found", "text/plain"
+        data = body.encode()
+        self.send_response(200 if number >= 0 else 404)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@dataclass
+class Result:
+    name: str
+    pages: str
+    concurrency: int
+    throughput: float
+    p50_ms: float
+    p95_ms: float
+    captured: float
+    peak_rss_mb: float
+    baseline: float | None = None
+
+
+class MemoryWatch:
+    """Peak RSS of this process and all its children (the Playwright driver and Chromium)."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # a process that just exited
+                    total += proc.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def drive(
+    urls: list[str], concurrency: int, one: Callable[[int, str], Awaitable[bool]]
+) -> tuple[float, list[float], float]:
+    """Run ``one`` over the URLs with ``concurrency`` workers: (seconds, latencies, captured share)."""
+    queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+    for item in enumerate(urls):
+        queue.put_nowait(item)
+    latencies: list[float] = []
+    captured = 0
+
+    async def worker(slot: int) -> None:
+        nonlocal captured
+        while not queue.empty():
+            _, url = queue.get_nowait()
+            started = time.perf_counter()
+            ok = await one(slot, url)
+            latencies.append(time.perf_counter() - started)
+            captured += ok
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(s) for s in range(concurrency)))
+    return time.perf_counter() - started, latencies, captured / len(urls)
+
+
+def number_of(url: str) -> int:
+    return int(url.rsplit("/", 1)[1].split(".")[0])
+
+
+async def run_baseline(urls: list[str], concurrency: int, executable: str, warmup: list[str]) -> Result:
+    async with async_playwright() as pw:
+        with MemoryWatch() as memory:
+            browser = await pw.chromium.launch(executable_path=executable, args=launch_args())
+            context = await browser.new_context()
+            tabs = [await context.new_page() for _ in range(concurrency)]
+
+            async def one(slot: int, url: str) -> bool:
+                await tabs[slot].goto(url, wait_until="load")
+                return marker(number_of(url)) in await tabs[slot].content()
+
+            await drive(warmup, concurrency, one)
+            seconds, latencies, captured = await drive(urls, concurrency, one)
+            await browser.close()
+    return summarise("plain Playwright", urls, concurrency, seconds, latencies, captured, memory.peak)
+
+
+async def run_service(
+    render: str, urls: list[str], concurrency: int, executable: str, warmup: list[str]
+) -> Result:
+    with tempfile.TemporaryDirectory() as tmp, MemoryWatch() as memory:
+        settings = Settings(
+            allow=["127.0.0.0/8"],
+            pool_size=concurrency,
+            queue_size=1000,
+            recycle_after=100_000,
+            chromium_path=executable,
+            cache_dir=Path(tmp),
+        )
+        async with Fetcher(settings) as fetcher:
+            await fetcher.start(launch_browser=True)
+
+            async def one(slot: int, url: str) -> bool:
+                response = await fetcher.fetch(
+                    FetchRequest.model_validate({"url": url, "render": render, "formats": ["markdown"]})
+                )
+                return response.ok and marker(number_of(url)) in (response.markdown or "")
+
+            await drive(warmup, concurrency, one)
+            seconds, latencies, captured = await drive(urls, concurrency, one)
+    return summarise(f"service render={render}", urls, concurrency, seconds, latencies, captured, memory.peak)
+
+
+def summarise(
+    name: str, urls: list[str], concurrency: int, seconds: float, latencies: list[float], captured: float, peak: int
+) -> Result:
+    ordered = sorted(latencies)
+    return Result(
+        name=name,
+        pages="JS" if "/js/" in urls[0] else "static",
+        concurrency=concurrency,
+        throughput=len(urls) / seconds,
+        p50_ms=statistics.median(ordered) * 1000,
+        p95_ms=ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000,
+        captured=captured,
+        peak_rss_mb=peak / 2**20,
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pages", type=int, default=100, help="pages of each kind (static, JS)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--warmup", type=int, default=10)
+    args = parser.parse_args()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    static = [f"{base}/static/{i}.html" for i in range(args.pages)]
+    js = [f"{base}/js/{i}.html" for i in range(args.pages)]
+    warm_static = [f"{base}/static/{i}.html" for i in range(10_000, 10_000 + args.warmup)]
+    warm_js = [f"{base}/js/{i}.html" for i in range(10_000, 10_000 + args.warmup)]
+    async with async_playwright() as pw:
+        executable = find_chromium(Settings().chromium_path, pw)
+
+    results: list[Result] = []
+    for concurrency in args.concurrency:
+        for pages, warm in ((js, warm_js), (static, warm_static)):
+            baseline = await run_baseline(pages, concurrency, executable, warm)
+            results.append(baseline)
+            for render in ("browser", "auto"):
+                result = await run_service(render, pages, concurrency, executable, warm)
+                result.baseline = baseline.throughput
+                results.append(result)
+    server.shutdown()
+
+    print(f"\n{'engine':<24}{'pages':<8}{'conc':>5}{'pages/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
+          f"{'vs base':>9}{'captured':>10}{'peak RSS MB':>13}")
+    for r in results:
+        ratio = f"{r.throughput / r.baseline:.2f}x" if r.baseline else "1.00x"
+        print(f"{r.name:<24}{r.pages:<8}{r.concurrency:>5}{r.throughput:>9.1f}{r.p50_ms:>9.0f}{r.p95_ms:>9.0f}"
+              f"{ratio:>9}{r.captured:>9.0%}{r.peak_rss_mb:>13.0f}")
+    print(f"\n{args.pages} pages of each kind; reproduce: .venv/bin/python bench/throughput.py "
+          f"--pages {args.pages} --concurrency {' '.join(map(str, args.concurrency))}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,247 @@
+"""Remove what a reader never sees or never wants: invisible nodes and page chrome.
+
+Two levels:
+- `strip_invisible`: scripts, styles, form controls, hidden elements. Always safe.
+- `strip_chrome`: navigation, headers, footers, sidebars, cookie banners, share bars... identified by
+  tag, ARIA role and class/id vocabulary. A guard keeps any such element that holds most of the page's
+  text, because wrappers like `<div class="page has-sidebar">` or `<header>` around a whole article exist.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree
+from lxml.html import HtmlElement
+
+from .dom import tag_of
+
+_INVISIBLE_TAGS = frozenset(
+    [
+        "script",
+        "style",
+        "template",
+        "svg",
+        "canvas",
+        "iframe",
+        "object",
+        "embed",
+        "audio",
+        "video",
+        "source",
+        "track",
+        "map",
+        "input",
+        "select",
+        "option",
+        "optgroup",
+        "textarea",
+        "link",
+        "meta",
+        "base",
+        "param",
+        "frameset",
+        "frame",
+        "head",
+        "math",
+    ]
+)
+# Hidden-by-default or interactive containers: dropped unless they wrap much of the page (an unclosed
+# <button> swallowing the document, a dialog-based layout).
+_GUARDED_TAGS = frozenset({"button", "dialog", "label"})
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+_HIDDEN_CLASS = re.compile(
+    r"(?:^|\s)(?:sr-only|visually-hidden|visuallyhidden|screen-reader-text|screenreader|a11y-hidden"
+    r"|hidden|is-hidden|d-none|hide|u-hidden|offscreen)(?:\s|$)",
+    re.I,
+)
+
+# Strong signals: these are chrome whatever they contain.
+_STRONG_TAGS = frozenset({"nav", "aside", "footer"})
+_STRONG_ROLES = frozenset(["navigation", "contentinfo", "search", "dialog", "alertdialog", "menu", "menubar"])
+_STRONG_WORDS = "cookie|cookies|consent|gdpr|modal|popup|breadcrumb|breadcrumbs|skip-?link"
+# Weak signals: usually chrome, but kept when the element carries the page's prose (see _PageStats).
+_WEAK_ROLES = frozenset(["banner", "complementary", "toolbar", "tablist"])
+# Matched against each class token and the id, as whole words inside hyphen/underscore-separated names
+# ("site-footer", "cookie_banner", "SocialShare"), never as substrings of unrelated words.
+_WEAK_WORDS = (
+    "nav|navbar|navigation|menu|menubar|footer|masthead|sidebar|header|"
+    "newsletter|subscribe|subscription|signup|share|sharing|social|"
+    "related|recommended|recommendations|promo|advert|advertisement|ads|ad|sponsored|banner|"
+    "overlay|toolbar|pagination|pager|disclaimer|login|signin|cart|minicart|"
+    "topbar|utility|outbrain|taboola"
+)
+
+
+def _words_re(words: str) -> re.Pattern[str]:
+    # The boundaries are case-sensitive on purpose (camelCase splits "SocialShare", not "Admin").
+    return re.compile(rf"(?:^|[-_\s]|(?<=[a-z])(?=[A-Z]))(?i:{words})(?:$|[-_\s\d]|(?=[A-Z]))")
+
+
+_STRONG_RE = _words_re(_STRONG_WORDS)
+_WEAK_RE = _words_re(_WEAK_WORDS)
+# Comments sections: chrome on articles, content on forums; callers decide.
+_COMMENTS_RE = re.compile(
+    r"(?:^|[-_\s]|(?<=[a-z])(?=[A-Z]))(?i:comments?|disqus|respond|replies)(?:$|[-_\s\d]|(?=[A-Z]))"
+)
+
+
+def _is_hidden(el: HtmlElement) -> bool:
+    if el.get("hidden") is not None or el.get("aria-hidden") == "true":
+        return True
+    style = el.get("style")
+    if style and _HIDDEN_STYLE.search(style):
+        return True
+    cls = el.get("class")
+    return bool(cls and _HIDDEN_CLASS.search(cls))
+
+
+def drop(el: etree._Element) -> None:
+    """Remove an element but keep its tail text in place."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    tail = el.tail
+    if tail:
+        prev = el.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(el)
+
+
+def strip_invisible(root: HtmlElement, *, reveal_share: float = 0.3) -> None:
+    """Drop elements a browser would not show as text.
+
+    A hidden element holding more than `reveal_share` of the page's text is kept: that is content a
+    script reveals on load (React streaming into `<div hidden>`, anti-flicker wrappers), not chrome.
+
+    <noscript> is kept: some platforms (Discourse, several shop themes) serve their whole content
+    there for clients without JavaScript, which is exactly what we are.
+    """
+    doomed: list[etree._Element] = []
+    hidden: list[etree._Element] = []
+    for el in root.iter():
+        tag = tag_of(el)
+        if not tag:
+            if not isinstance(el.tag, str):
+                doomed.append(el)  # comments, processing instructions
+            continue
+        if tag in _INVISIBLE_TAGS:
+            doomed.append(el)
+        elif tag in _GUARDED_TAGS or (tag not in ("html", "body") and _is_hidden(el)):
+            hidden.append(el)
+    drop_all(doomed)
+    total = _text_len(root)
+    drop_all([el for el in hidden if _text_len(el) <= reveal_share * total])
+
+
+def drop_all(doomed: list[etree._Element]) -> None:
+    # Children of an already-removed element are skipped implicitly: removing them again is harmless,
+    # but checking ancestry first keeps tails from being re-attached in detached subtrees.
+    gone: set[etree._Element] = set()
+    for el in doomed:
+        if any(a in gone for a in el.iterancestors()):
+            continue
+        gone.add(el)
+        drop(el)
+
+
+def _attr_words(el: etree._Element) -> str:
+    return f"{el.get('id') or ''} {el.get('class') or ''}"
+
+
+NOT_CHROME, WEAK_CHROME, COMMENTS, STRONG_CHROME = 0, 1, 2, 3
+
+
+def chrome_level(el: etree._Element, *, comments_are_chrome: bool) -> int:
+    """How sure we are that an element is page furniture rather than content."""
+    tag = tag_of(el)
+    role = (el.get("role") or "").lower()
+    words = _attr_words(el)
+    if tag in _STRONG_TAGS or role in _STRONG_ROLES or _STRONG_RE.search(words):
+        return STRONG_CHROME
+    if comments_are_chrome and _COMMENTS_RE.search(words):
+        return COMMENTS
+    if tag == "header":
+        # A page header is chrome; the header of an article or listing card holds its title.
+        inside_article = any(tag_of(a) == "article" for a in el.iterancestors())
+        return NOT_CHROME if inside_article else WEAK_CHROME
+    if role in _WEAK_ROLES or _WEAK_RE.search(words):
+        return WEAK_CHROME
+    return NOT_CHROME
+
+
+def strip_chrome(root: HtmlElement, *, comments_are_chrome: bool = True) -> int:
+    """Remove page chrome; return how many subtrees were removed.
+
+    Names lie in both directions (`<section class="sidebar-first-only">` around an article, a
+    `<header>` wrapping a whole post), so an element that carries most of the page's prose is kept
+    whatever it is called; a mega-menu carrying most of the text is still dropped (it is all links).
+    """
+    body = root.find("body")
+    scope = body if body is not None else root
+    stats = _PageStats(scope)
+    doomed: list[etree._Element] = []
+    skip_until: etree._Element | None = None
+    for el in scope.iterdescendants():
+        if skip_until is not None:
+            if _is_inside(el, skip_until):
+                continue
+            skip_until = None
+        if not tag_of(el) or tag_of(el) in ("main", "article"):
+            continue
+        level = chrome_level(el, comments_are_chrome=comments_are_chrome)
+        if (level == WEAK_CHROME and not stats.holds_content(el)) or (
+            level in (COMMENTS, STRONG_CHROME) and not stats.dominates(el)
+        ):
+            doomed.append(el)
+            skip_until = el
+    drop_all(doomed)
+    return len(doomed)
+
+
+class _PageStats:
+    """Totals of the page used by the 'this is really content' guard."""
+
+    def __init__(self, scope: etree._Element) -> None:
+        self.text = max(1, _text_len(scope))
+        self.prose = _prose_len(scope)
+
+    def holds_content(self, el: etree._Element) -> bool:
+        """Carries real prose: a lot of it, or a large share of the page's."""
+        prose = _prose_len(el)
+        if prose >= 500 or (self.prose >= 300 and prose > 0.4 * self.prose):
+            return True
+        return self.dominates(el)
+
+    def dominates(self, el: etree._Element) -> bool:
+        """Holds most of the page text, and not as links (a mega-menu would)."""
+        size = _text_len(el)
+        return size > 0.5 * self.text and link_text_len(el) < 0.5 * size
+
+
+def _prose_len(el: etree._Element) -> int:
+    """Text inside <p> elements outside links: the best cheap signal of running prose."""
+    return sum(_text_len(p) - link_text_len(p) for p in el.iter("p"))
+
+
+def link_text_len(el: etree._Element) -> int:
+    return sum(_text_len(a) for a in el.iter("a"))
+
+
+def _is_inside(el: etree._Element, ancestor: etree._Element) -> bool:
+    parent = el.getparent()
+    while parent is not None:
+        if parent is ancestor:
+            return True
+        parent = parent.getparent()
+    return False
+
+
+def _text_len(el: etree._Element) -> int:
+    try:
+        return sum(len(t.strip()) for t in el.itertext())
+    except ValueError:
+        return 0

@@ -1,0 +1,98 @@
+"""Parsing and small DOM helpers shared by the other modules.
+
+Everything here works on lxml trees because trafilatura (one of our content candidates) needs lxml,
+and parsing a page once is a large part of the time budget.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+from lxml import etree
+from lxml.html import HtmlElement
+
+# libxml2 refuses some inputs outright; bounded so a hostile 1 GB string cannot stall a worker.
+MAX_HTML_CHARS = 8_000_000
+
+_PARSER = lxml.html.HTMLParser(
+    encoding="utf-8",
+    remove_comments=True,
+    remove_pis=True,
+    # huge_tree is off on purpose: libxml2 then caps nesting at 256 levels, which keeps every
+    # recursive walk in this package (and in trafilatura) far from Python's recursion limit.
+    huge_tree=False,
+)
+
+_WS = re.compile(r"\s+")
+# An XML declaration naming another encoding would make libxml2 re-decode our UTF-8 bytes.
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*>", re.I)
+
+
+def parse_html(html: str) -> HtmlElement | None:
+    """Parse a document; None when there is nothing to parse.
+
+    Input is a str (already decoded by the caller); we hand libxml2 UTF-8 bytes so an inner
+    `<?xml encoding=...?>` or `<meta charset>` cannot make it re-decode the text wrongly.
+    """
+    if not html or not html.strip():
+        return None
+    # NUL truncates text in libxml2; browsers drop it too.
+    text = _XML_DECL.sub("", html[:MAX_HTML_CHARS], count=1).replace("\x00", "")
+    data = text.encode("utf-8", errors="replace")
+    try:
+        root = lxml.html.document_fromstring(data, parser=_PARSER)
+    except (etree.ParserError, ValueError, etree.XMLSyntaxError):
+        return None
+    if not isinstance(root, HtmlElement):
+        return None
+    return root
+
+
+def collapse_ws(text: str) -> str:
+    """Collapse every whitespace run to one space and trim."""
+    return _WS.sub(" ", text).strip()
+
+
+def base_url(root: HtmlElement | None, url: str) -> str:
+    """The URL relative links resolve against: <base href> when present, else the page URL."""
+    if root is not None:
+        for base in root.iter("base"):
+            href = (base.get("href") or "").strip()
+            if href:
+                try:
+                    return str(urljoin(url, href))
+                except ValueError:
+                    return url
+    return url
+
+
+def absolute_url(href: str, base: str) -> str | None:
+    """Resolve href against base; None for links that lead nowhere useful for a reader."""
+    href = href.strip()
+    if not href or href.startswith("#"):
+        return None
+    lowered = href[:16].lower().replace(" ", "")
+    if lowered.startswith(("javascript:", "data:", "vbscript:", "about:", "blob:")):
+        return None
+    try:
+        resolved = urljoin(base, href)
+        urlsplit(resolved)  # raises on malformed IPv6 hosts and similar
+    except ValueError:
+        return None
+    return resolved
+
+
+def element_text(el: HtmlElement) -> str:
+    """Whitespace-normalised text content of an element (no rendering rules)."""
+    try:
+        return collapse_ws(str(el.text_content()))
+    except ValueError:
+        return ""
+
+
+def tag_of(el: etree._Element) -> str:
+    """Lower-case tag name; '' for comments, processing instructions and entities."""
+    tag = el.tag
+    return tag.lower() if isinstance(tag, str) else ""

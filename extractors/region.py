@@ -1,0 +1,113 @@
+"""Our own main-content finder: the DOM region that holds the page's content.
+
+It works on a tree already stripped of invisible nodes and chrome (see clean.py). Unlike
+article-oriented extractors it keeps link-heavy and short-text content such as listing cards,
+product grids and feature sections, which is where those extractors fail most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+from lxml.html import HtmlElement
+
+from .clean import drop_all
+from .dom import tag_of
+from .render import BLOCK_TAGS
+
+_CONTAINER_TAGS = frozenset(
+    [
+        "div",
+        "section",
+        "article",
+        "main",
+        "body",
+        "form",
+        "center",
+        "table",
+        "tbody",
+        "tr",
+        "td",
+        "ul",
+        "ol",
+        "li",
+        "span",
+        "dl",
+    ]
+)
+
+
+MAIN_MIN_SHARE = 0.1
+
+
+@dataclass
+class Region:
+    element: HtmlElement
+    semantic: bool  # chosen from <main>/role=main/<article>, not by text mass alone
+
+
+def text_len(el: etree._Element) -> int:
+    try:
+        return sum(len(t.strip()) for t in el.itertext())
+    except ValueError:
+        return 0
+
+
+def find_region(root: HtmlElement, *, dominance: float = 0.7) -> Region | None:
+    """The element holding the page's content, or None for a page without text.
+
+    Start at <main> (or role=main) when it holds a fair share of the text, else at <body>; then descend
+    while one child holds at least `dominance` of the current element's text. Descending stops at the
+    point where the content splits into several comparable parts (sections of an article, cards of a
+    listing), which is the content container. 0.7 was chosen on both halves of the development data.
+    """
+    body = root.find("body")
+    if body is None:
+        body = root
+    total = text_len(body)
+    if total == 0:
+        return None
+    start: etree._Element = body
+    semantic = False
+    # A declared main region is trusted once it holds a tenth of the text: below that it is usually an
+    # empty shell filled by JavaScript, or a wrapper around one widget.
+    floor = MAIN_MIN_SHARE * total
+    mains = [el for el in body.iter("main") if text_len(el) >= floor]
+    mains += [el for el in body.iterfind(".//*[@role='main']") if tag_of(el) != "main" and text_len(el) >= floor]
+    if mains:
+        start = max(mains, key=text_len)
+        semantic = True
+    current = start
+    while True:
+        size = text_len(current)
+        best: etree._Element | None = None
+        best_size = 0
+        for child in current:
+            if tag_of(child) not in _CONTAINER_TAGS:
+                continue
+            n = text_len(child)
+            if n > best_size:
+                best, best_size = child, n
+        if best is None or best_size < dominance * size:
+            break
+        current = best
+    if not isinstance(current, HtmlElement):
+        return None
+    return Region(element=current, semantic=semantic)
+
+
+def drop_fragments(element: etree._Element, *, max_chars: int = 40) -> int:
+    """Remove short leaf blocks (user names, dates, post counts, 'Reply') from discussion threads."""
+
+    doomed: list[etree._Element] = []
+    for node in element.iter():
+        tag = tag_of(node)
+        if tag not in BLOCK_TAGS or tag in ("h1", "h2", "h3", "h4", "h5", "h6", "pre", "td", "th", "tr"):
+            continue
+        if any(tag_of(d) in BLOCK_TAGS for d in node.iterdescendants()):
+            continue
+        if text_len(node) <= max_chars:
+            doomed.append(node)
+    drop_all(doomed)
+    return len(doomed)
