@@ -1,19 +1,23 @@
 """Throughput, latency and memory of the service against plain Playwright on the same local pages.
 
-    .venv/bin/python bench/throughput.py [--pages 100] [--concurrency 1 8] [--repeat 1]
+    .venv/bin/python bench/throughput.py [--pages 100] [--slots 8] [--concurrency 1 8]
 
 Serves --pages static articles and --pages JavaScript-rendered articles (half render from an
-inline script at load, half from a JSON API call after load) on 127.0.0.1, then measures, at each
-concurrency level, in this one run:
+inline script as the page loads, half from a JSON API call after load) on 127.0.0.1, then measures,
+at each concurrency level, in this one run:
 
-* baseline: plain Playwright, one browser, N reused tabs, ``goto(wait_until="load")`` + ``content()``
-  (no isolation, no extraction, no waiting for late content);
-* ``render=browser`` through ``Fetcher.fetch`` (fresh context per page, settle wait, extraction);
-* ``render=auto`` through ``Fetcher.fetch`` (HTTP first, browser only when the page needs it).
+* plain Playwright: one browser, --slots reused tabs in one context (as many tabs as the service has
+  slots), ``goto(wait_until="load")`` + ``content()`` — no isolation, no extraction, no waiting for
+  content that arrives after ``load``;
+* Playwright ctx/tab: the same with one context per tab — the slot layout an isolating pool needs,
+  but never cleaned; separate contexts alone cost Chromium much of its throughput;
+* ``render=browser`` through ``Fetcher.fetch``: isolated slots cleaned after every lease, the
+  settle wait, extraction;
+* ``render=auto`` through ``Fetcher.fetch``: HTTP first, the browser only when the page needs it.
 
-For each: pages/s, p50/p95 latency, the ratio to the baseline on the same pages, the share of
-pages whose article text was really captured, and the peak RSS of this process plus its children
-(Chromium). Targets (issue 2): browser on JS pages ≥ 0.8× baseline; auto on static pages ≥ 3×.
+For each: pages/s, p50/p95 latency, ratios to both baselines, the share of pages whose article
+text was really captured, and the peak RSS of this process and its children (Chromium).
+Targets (issue 2): browser on JS pages ≥ 0.8× plain Playwright; auto on static pages ≥ 3×.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
 import statistics
 import tempfile
 import threading
@@ -94,6 +99,12 @@ def js_page(i: int) -> str:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm holds
+        # the body until the client's delayed ACK (~40 ms on Linux) — a stall no real server has.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -130,6 +141,7 @@ class Result:
     captured: float
     peak_rss_mb: float
     baseline: float | None = None
+    per_tab: float | None = None
 
 
 class MemoryWatch:
@@ -187,30 +199,37 @@ def number_of(url: str) -> int:
     return int(url.rsplit("/", 1)[1].split(".")[0])
 
 
-async def run_baseline(urls: list[str], concurrency: int, executable: str, warmup: list[str]) -> Result:
+async def run_baseline(
+    urls: list[str], concurrency: int, tabs: int, executable: str, warmup: list[str], *, per_tab_context: bool
+) -> Result:
     async with async_playwright() as pw:
         with MemoryWatch() as memory:
             browser = await pw.chromium.launch(executable_path=executable, args=launch_args())
-            context = await browser.new_context()
-            tabs = [await context.new_page() for _ in range(concurrency)]
+            count = max(tabs, concurrency)
+            if per_tab_context:  # the slot layout an isolating pool needs, minus the cleaning
+                pages = [await (await browser.new_context()).new_page() for _ in range(count)]
+            else:
+                context = await browser.new_context()
+                pages = [await context.new_page() for _ in range(count)]
 
             async def one(slot: int, url: str) -> bool:
-                await tabs[slot].goto(url, wait_until="load")
-                return marker(number_of(url)) in await tabs[slot].content()
+                await pages[slot].goto(url, wait_until="load")
+                return marker(number_of(url)) in await pages[slot].content()
 
             await drive(warmup, concurrency, one)
             seconds, latencies, captured = await drive(urls, concurrency, one)
             await browser.close()
-    return summarise("plain Playwright", urls, concurrency, seconds, latencies, captured, memory.peak)
+    name = "Playwright ctx/tab" if per_tab_context else "plain Playwright"
+    return summarise(name, urls, concurrency, seconds, latencies, captured, memory.peak)
 
 
 async def run_service(
-    render: str, urls: list[str], concurrency: int, executable: str, warmup: list[str]
+    render: str, urls: list[str], concurrency: int, slots: int, executable: str, warmup: list[str]
 ) -> Result:
     with tempfile.TemporaryDirectory() as tmp, MemoryWatch() as memory:
         settings = Settings(
             allow=["127.0.0.0/8"],
-            pool_size=concurrency,
+            pool_size=max(slots, concurrency),
             queue_size=1000,
             recycle_after=100_000,
             chromium_path=executable,
@@ -251,6 +270,9 @@ async def main() -> None:
     parser.add_argument("--pages", type=int, default=100, help="pages of each kind (static, JS)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument(
+        "--slots", type=int, default=8, help="browser slots of the service = tabs of the baseline"
+    )
     args = parser.parse_args()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -267,22 +289,28 @@ async def main() -> None:
     results: list[Result] = []
     for concurrency in args.concurrency:
         for pages, warm in ((js, warm_js), (static, warm_static)):
-            baseline = await run_baseline(pages, concurrency, executable, warm)
+            baseline = await run_baseline(pages, concurrency, args.slots, executable, warm, per_tab_context=False)
             results.append(baseline)
+            per_tab = await run_baseline(pages, concurrency, args.slots, executable, warm, per_tab_context=True)
+            per_tab.baseline = baseline.throughput
+            results.append(per_tab)
             for render in ("browser", "auto"):
-                result = await run_service(render, pages, concurrency, executable, warm)
+                result = await run_service(render, pages, concurrency, args.slots, executable, warm)
                 result.baseline = baseline.throughput
+                result.per_tab = per_tab.throughput
                 results.append(result)
     server.shutdown()
 
     print(f"\n{'engine':<24}{'pages':<8}{'conc':>5}{'pages/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
-          f"{'vs base':>9}{'captured':>10}{'peak RSS MB':>13}")
+          f"{'vs base':>9}{'vs ctx/tab':>11}{'captured':>10}{'peak RSS MB':>13}")
     for r in results:
         ratio = f"{r.throughput / r.baseline:.2f}x" if r.baseline else "1.00x"
+        per_tab = f"{r.throughput / r.per_tab:.2f}x" if r.per_tab else "-"
         print(f"{r.name:<24}{r.pages:<8}{r.concurrency:>5}{r.throughput:>9.1f}{r.p50_ms:>9.0f}{r.p95_ms:>9.0f}"
-              f"{ratio:>9}{r.captured:>9.0%}{r.peak_rss_mb:>13.0f}")
-    print(f"\n{args.pages} pages of each kind; reproduce: .venv/bin/python bench/throughput.py "
-          f"--pages {args.pages} --concurrency {' '.join(map(str, args.concurrency))}")
+              f"{ratio:>9}{per_tab:>11}{r.captured:>9.0%}{r.peak_rss_mb:>13.0f}")
+    print(f"\n{args.pages} pages of each kind, {args.slots} slots/tabs; reproduce: .venv/bin/python "
+          f"bench/throughput.py --pages {args.pages} --slots {args.slots} "
+          f"--concurrency {' '.join(map(str, args.concurrency))}")
 
 
 if __name__ == "__main__":

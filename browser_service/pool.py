@@ -2,15 +2,17 @@
 
 Design (the measurements behind it are in docs/architecture.md, from bench/pool_isolation.py):
 
-* **Isolation**: every lease gets a fresh browser context (its own cookies, storage, cache and
-  service workers) that is closed on release. Resetting and reusing one context per slot was
-  measured and rejected: it is barely faster and leaks state that no API clears reliably.
+* **Isolation** (``isolation.py``): by default a slot keeps its context and page and cleans them
+  after each lease — cookies, all storage of every origin visited, HTTP cache, popups, headers —
+  which measured ~3× faster than a fresh context per lease; ``BROWSER_SERVICE_ISOLATION=context``
+  opens a fresh context per lease instead. Cleaning runs after the lease is released to the
+  caller; the slot is free again when it is clean.
 * **Slots and queue**: ``pool_size`` leases at once; up to ``queue_size`` requests wait in FIFO
   order, each no longer than its own deadline (``timeout`` in phase ``queue``); past that the pool
   answers ``overloaded`` at once with a ``retry_after_s`` estimated from recent lease times.
 * **Release always**: a lease is released by ``async with``, so cancellation (a client that went
-  away) and errors free the slot; closing a context is itself bounded, and a context that will not
-  close marks its browser as wedged.
+  away) and errors free the slot; cleaning and closing are bounded, a slot that cannot be cleaned is
+  closed, and a context that will not close marks its browser as wedged (it is recycled).
 * **Browser lifecycle**: the browser is launched lazily (or at start-up), recycled after
   ``recycle_after`` pages (new leases go to a fresh browser; the old one closes when its last lease
   ends), and relaunched when it crashes or disconnects. Leases on a dead browser fail with a typed
@@ -36,6 +38,7 @@ from browser_service.chromium import find_chromium, launch_args
 from browser_service.contract import PoolHealth, PoolState
 from browser_service.deadline import Deadline
 from browser_service.errors import BrowserError, Overloaded
+from browser_service.isolation import REPLACE_AFTER, PageSlot, close_slot, open_slot, reset_slot
 from browser_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -138,6 +141,8 @@ class BrowserPool:
         self._crashed = False
         self._executable: str | None = None
         self._browsers: set[_Browser] = set()
+        self._idle: list[PageSlot] = []  # clean slots ready for a lease (isolation=reset)
+        self._checkins: set[asyncio.Task[None]] = set()
         self._recent_lease_s: collections.deque[float] = collections.deque(maxlen=50)
         self.launches = 0
         self.restarts = 0
@@ -153,6 +158,8 @@ class BrowserPool:
 
     async def close(self) -> None:
         self._closing = True
+        await self.drained()
+        self._idle.clear()
         if self._launching is not None:
             self._launching.cancel()
             with contextlib.suppress(BaseException):
@@ -235,7 +242,7 @@ class BrowserPool:
 
     @contextlib.asynccontextmanager
     async def lease(self, deadline: Deadline) -> AsyncIterator[Lease]:
-        """A fresh, isolated context and page for one request; always released."""
+        """A clean, isolated page for one request; always released, also on error and cancellation."""
         if self._closing:
             raise BrowserError("The service is shutting down.", retryable=True, retry_after_s=5)
         if not self._slots.try_acquire():
@@ -247,68 +254,82 @@ class BrowserPool:
                 )
             await deadline.run(self._slots.acquire(), "queue", "waiting for a browser slot")
         started = time.monotonic()
+        handed_off = False
         try:
             handle = await self._get_browser(deadline)
+            slot = await self._checkout(handle, deadline)
             handle.active += 1
             try:
-                context, page = await self._new_page(handle, deadline)
-                try:
-                    yield Lease(context, page, handle.generation)
-                finally:
-                    await self._close_context(handle, context)
+                yield Lease(slot.context, slot.page, handle.generation)
             finally:
-                handle.active -= 1
                 handle.served += 1
                 self.pages_served += 1
-                await self._maybe_retire(handle)
+                if handle.served >= self._settings.recycle_after and not handle.retiring:
+                    handle.retiring = True  # new leases go to a fresh browser from now on
+                    self.recycles += 1
+                # Cleaning happens after the answer is on its way; the slot stays taken until it is done.
+                task = asyncio.create_task(self._checkin(handle, slot, started))
+                self._checkins.add(task)
+                task.add_done_callback(self._checkins.discard)
+                handed_off = True
         finally:
-            self._slots.release()
-            self._recent_lease_s.append(time.monotonic() - started)
+            if not handed_off:
+                self._slots.release()
 
-    async def _new_page(self, handle: _Browser, deadline: Deadline) -> tuple[BrowserContext, Page]:
+    async def _checkout(self, handle: _Browser, deadline: Deadline) -> PageSlot:
+        while self._idle:
+            slot = self._idle.pop()
+            if slot.generation == handle.generation and not handle.closed:
+                return slot
+            await close_slot(slot)  # from a browser that was recycled or died
         try:
-            context = await deadline.run(
-                handle.browser.new_context(
-                    user_agent=self._user_agent,
-                    accept_downloads=False,
-                    viewport={"width": 1280, "height": 900},
-                    locale="en-US",
-                    service_workers="block",
-                ),
-                "queue",
-                "opening a browser context",
+            return await open_slot(
+                handle.browser,
+                handle.generation,
+                deadline,
+                user_agent=self._user_agent,
+                init_script=self._init_script,
+                isolation=self._settings.isolation,
             )
         except PlaywrightError as exc:
             raise _browser_error(exc) from None
-        try:
-            if self._init_script:
-                await deadline.run(context.add_init_script(self._init_script), "queue", "preparing a context")
-            page = await deadline.run(context.new_page(), "queue", "opening a page")
-        except BaseException as exc:
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(context.close(), CLOSE_TIMEOUT_S)
-            if isinstance(exc, PlaywrightError):
-                raise _browser_error(exc) from None
-            raise
-        return context, page
 
-    async def _close_context(self, handle: _Browser, context: BrowserContext) -> None:
-        if handle.closed:
-            return
+    async def _checkin(self, handle: _Browser, slot: PageSlot, started: float) -> None:
+        """Clean the slot for the next lease (or close it), then free the slot."""
         try:
-            # Shielded so that a cancelled request still waits for its context to be gone.
-            await asyncio.shield(asyncio.wait_for(context.close(), CLOSE_TIMEOUT_S))
-        except TimeoutError:
-            log.warning("context did not close; recycling its browser", extra={"generation": handle.generation})
-            handle.retiring = True
-        except PlaywrightError:
-            pass  # the browser is gone; the disconnect handler takes it from here
+            slot.uses += 1
+            reusable = (
+                self._settings.isolation == "reset"
+                and slot.uses < REPLACE_AFTER
+                and not (handle.closed or handle.retiring or self._closing)
+            )
+            if reusable:
+                try:
+                    await reset_slot(slot)
+                except Exception as exc:  # a wedged or crashed page: replace it rather than reuse it
+                    log.info("slot reset failed; replacing it", extra={"error": repr(exc)})
+                    reusable = False
+            if reusable:
+                self._idle.append(slot)
+            elif not handle.closed and not await close_slot(slot):
+                log.warning("context did not close; recycling its browser", extra={"generation": handle.generation})
+                handle.retiring = True
+        finally:
+            handle.active -= 1
+            self._slots.release()
+            self._recent_lease_s.append(time.monotonic() - started)
+            await self._maybe_retire(handle)
+
+    async def drained(self) -> None:
+        """Wait until every released lease has been cleaned (for tests and shutdown)."""
+        while self._checkins:
+            await asyncio.gather(*list(self._checkins), return_exceptions=True)
 
     async def _maybe_retire(self, handle: _Browser) -> None:
-        if not handle.retiring and handle.served >= self._settings.recycle_after:
-            handle.retiring = True
-            self.recycles += 1
+        """Close a retiring browser once its last lease has been checked in."""
         if handle.retiring and handle.active == 0 and not handle.closed:
+            for slot in [s for s in self._idle if s.generation == handle.generation]:
+                self._idle.remove(slot)
             await self._close_browser(handle)
 
     def _retry_after(self) -> float:
@@ -346,8 +367,15 @@ class BrowserPool:
         )
 
     def open_contexts(self) -> int:
-        """Contexts currently open across browsers (0 when idle: nothing leaked)."""
+        """Contexts open across browsers: when idle, at most one per clean slot — nothing leaked."""
         return sum(len(h.browser.contexts) for h in self._browsers if h.browser.is_connected())
+
+    def open_pages(self) -> int:
+        return sum(len(c.pages) for h in self._browsers if h.browser.is_connected() for c in h.browser.contexts)
+
+    @property
+    def idle_slots(self) -> int:
+        return len(self._idle)
 
 
 def _browser_error(exc: PlaywrightError) -> BrowserError:

@@ -6,7 +6,7 @@ Every setting is documented in the README's configuration table; keep the two in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     queue_size: int = Field(
         32, ge=0, le=100_000, description="Requests that may wait for a slot; more get `overloaded`."
     )
+    isolation: Literal["reset", "context"] = Field(
+        "reset",
+        description="Between leases: 'reset' cleans and reuses a slot's page (fast); 'context' opens a fresh one.",
+    )
     recycle_after: int = Field(
         500, ge=1, description="Relaunch the browser after this many pages (bounds memory growth)."
     )
@@ -51,7 +55,7 @@ class Settings(BaseSettings):
         5_000, ge=0, description="Longest the default 'wait until the DOM settles' may wait."
     )
     settle_quiet_ms: int = Field(
-        150, ge=0, description="DOM quiet time (no mutations, no pending requests) that counts as settled."
+        40, ge=0, description="DOM quiet time (no mutations, no pending requests) that counts as settled."
     )
 
     # --- network policy --------------------------------------------------------------------

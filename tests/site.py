@@ -15,6 +15,7 @@ import gzip
 import json
 import mimetypes
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "pages"
+TLS = PAGES.parent / "tls"
 
 #: A 1×1 PNG and a minimal PDF: real magic bytes, so sniffing and content types are exercised.
 PNG = bytes.fromhex(
@@ -54,6 +56,12 @@ def long_article() -> str:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: FixtureServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm holds
+        # the body until the client's delayed ACK (~40 ms on Linux) — a stall no real server has.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass
@@ -186,6 +194,8 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/huge": _huge,
     "/huge-chunked": _huge_chunked,
     "/long": lambda h: h.send(200, long_article()),
+    "/cached.js": lambda h: h.send(200, "window.cachedScript = true;", "application/javascript",
+                                   headers={"Cache-Control": "public, max-age=3600"}),
     "/gzip": _gzip_page,
     "/echo-headers": _echo,
     "/error": lambda h: h.send(500, "<html><body><h1>Internal Server Error</h1></body></html>"),
@@ -244,6 +254,20 @@ class FixtureServer(ThreadingHTTPServer):
         self.stop.set()
         self.shutdown()
         self.server_close()
+
+
+class TLSFixtureServer(FixtureServer):
+    """The same site over HTTPS with a self-signed certificate: clients must refuse it (tls_error)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(TLS / "cert.pem", TLS / "key.pem")
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    @property
+    def base_url(self) -> str:
+        return super().base_url.replace("http://", "https://")
 
 
 if __name__ == "__main__":  # browse the fixtures by hand: python tests/site.py

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Response
@@ -18,6 +18,7 @@ from browser_service.contract import Phase, WaitUntil
 from browser_service.deadline import Deadline
 from browser_service.encoding import decode
 from browser_service.engines.base import RawPage, content_kind, header_charset, mime_type
+from browser_service.engines.settle import SNAPSHOT
 from browser_service.errors import (
     BrowserError,
     ConnectError,
@@ -97,9 +98,16 @@ class BrowserEngine:
                 "navigation",
             )
         main_responses: list[Response] = []
-        page.on("response", lambda r: main_responses.append(r) if r.request.is_navigation_request() else None)
 
-        response = await self._goto(page, url, deadline, wait_until or "load", main_responses)
+        def on_response(response: Response) -> None:
+            if response.request.is_navigation_request():
+                main_responses.append(response)
+
+        page.on("response", on_response)
+        try:
+            response = await self._goto(page, url, deadline, wait_until or "load", main_responses)
+        finally:
+            page.remove_listener("response", on_response)  # the page outlives this lease
         status = response.status if response else 200
         raw_headers = await deadline.run(response.all_headers(), "navigation") if response else {}
         mime = mime_type(raw_headers.get("content-type"))
@@ -125,6 +133,7 @@ class BrowserEngine:
             return raw
 
         warnings: list[str] = []
+        snapshot: Snapshot | None = None
         if wait_for is not None:
             try:
                 await deadline.run(
@@ -137,11 +146,13 @@ class BrowserEngine:
                 )
                 raise
         elif wait_until is None:
-            warnings.extend(await self._settle(page, deadline))
+            snapshot = await self._settle(page, deadline, warnings)
         if wait_ms:
             await deadline.run(asyncio.sleep(wait_ms / 1000), "render", "during wait_ms")
-
-        html = await deadline.run(page.content(), "render", "reading the rendered page")
+            snapshot = None
+        if snapshot is None:
+            snapshot = cast(Snapshot, await deadline.run(page.evaluate(SNAPSHOT), "render", "reading the page"))
+        html, title = str(snapshot.get("html") or ""), snapshot.get("title")
         if len(html) > self._max_bytes:
             raise TooLarge(
                 f"The rendered page is larger than the limit of {self._max_bytes:,} bytes "
@@ -161,7 +172,7 @@ class BrowserEngine:
             text=html,
             engine="browser",
             charset="utf-8",
-            title=await deadline.run(page.title(), "render"),
+            title=str(title) if title else None,
             screenshot=shot,
             warnings=warnings,
         )
@@ -194,31 +205,32 @@ class BrowserEngine:
             raise TooLarge(f"The response is larger than the limit of {self._max_bytes:,} bytes.")
         return body
 
-    async def _settle(self, page: Page, deadline: Deadline) -> list[str]:
+    async def _settle(self, page: Page, deadline: Deadline, warnings: list[str]) -> Snapshot | None:
+        """Wait until the DOM settles (engines/settle.py); the page as it then is, read in the same call."""
         cap_s = min(self._settle_cap_s, deadline.remaining())
-        if cap_s <= 0:
-            return []
         try:
-            result: Any = await deadline.run(
+            result: Snapshot = await deadline.run(
                 page.evaluate(
-                    "([q, c]) => window.__bsSettle ? window.__bsSettle(q, c) : {settled: true}",
+                    f"([q, c]) => window.__bsSettle ? window.__bsSettle(q, c) : ({SNAPSHOT})()",
                     [self._settle_quiet_ms, int(cap_s * 1000)],
                 ),
                 "render",
                 "waiting for the page to settle",
-                cap_s=cap_s + 1.0,  # the script stops itself at the cap; this guards a hung page
+                cap_s=cap_s + 1.0,  # the script stops itself at the cap; this guards a page that hangs
             )
         except TimeoutError:
-            return ["the page kept running scripts; read it as it was at the settle cap"]
-        except FetchTimeout:
-            raise
-        if isinstance(result, dict) and not result.get("settled", True):
-            return [
+            warnings.append("the page kept its main thread busy past the settle cap")
+            return None
+        if not result.get("settled", True):
+            warnings.append(
                 f"the page was still changing after {result.get('waited_ms')} ms "
                 f"({result.get('inflight')} requests, {result.get('timers')} timers pending); "
                 "read it as it was. Use wait_for to wait for a specific element."
-            ]
-        return []
+            )
+        return result
+
+
+Snapshot = dict[str, Any]
 
 
 _NET_ERRORS: dict[str, type[FetchError]] = {

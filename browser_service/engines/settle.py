@@ -5,10 +5,11 @@ was ready at ``load``; ``networkidle`` waits 500 ms even on a static page and ne
 long-poll. Instead an init script (installed in every context before any page script runs) counts
 the asynchronous work a page has started that can still change the DOM:
 
-* fetch and XMLHttpRequest calls in flight, and scripts added after ``load`` until they have run,
+* fetch and XMLHttpRequest calls in flight (a fetch until its body has been read), and scripts
+  added after ``load`` until they have run,
 * ``setTimeout`` callbacks due within the cap — except timer chains (a callback re-arming itself
   three or more times, like a poller or a carousel), which would never end,
-* DOM mutations (a MutationObserver), as the time of the last activity.
+* DOM mutations after DOMContentLoaded (a MutationObserver), as the time of the last activity.
 
 The page has settled when nothing is in flight or due and the DOM has been quiet for ``quiet`` ms,
 or when nothing has been in flight for ``max(1 s, 4 × quiet)`` even if an animation keeps mutating
@@ -56,6 +57,18 @@ INIT_SCRIPT = r"""
       return p;
     };
   }
+  // The body of a fetch arrives after its promise resolves: reading it is work in flight too.
+  for (const name of ['text', 'json', 'arrayBuffer', 'blob', 'formData']) {
+    const orig = Response.prototype[name];
+    if (!orig) continue;
+    Response.prototype[name] = function () {
+      inflight++; touch();
+      const p = orig.apply(this, arguments);
+      const done = () => { inflight--; touch(); };
+      p.then(done, done);
+      return p;
+    };
+  }
   const origSend = XMLHttpRequest.prototype.send;
   XMLHttpRequest.prototype.send = function () {
     inflight++; touch();
@@ -71,13 +84,19 @@ INIT_SCRIPT = r"""
     node.addEventListener('load', done, { once: true });
     node.addEventListener('error', done, { once: true });
   };
-  new MutationObserver((records) => {
+  const observer = new MutationObserver((records) => {
     touch();
     if (document.readyState !== 'complete') return;  // parser-inserted scripts block load anyway
     for (const record of records) record.addedNodes.forEach(watchScript);
-  }).observe(document, {
-    subtree: true, childList: true, characterData: true, attributes: true,
   });
+  // Observing from DOMContentLoaded on: the parser's own insertions are not "activity" and cost a
+  // record each on a big page. This listener is registered before any page script's, so it runs first.
+  document.addEventListener('DOMContentLoaded', () => {
+    touch();
+    observer.observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+  }, { once: true });
+  // The page and its title, read in the same call that waited: two round trips fewer per page.
+  window.__bsSnapshot = %(snapshot)s;
   window.__bsSettle = (quiet, cap) => new Promise((resolve) => {
     const start = now();
     const check = () => {
@@ -87,7 +106,7 @@ INIT_SCRIPT = r"""
       const idleFor = t - lastBusy;
       const settled = !busy && (t - lastActivity >= quiet || idleFor >= Math.max(1000, 4 * quiet));
       if (settled || t - start >= cap) {
-        resolve({ settled, waited_ms: Math.round(t - start), inflight, timers: timers.size });
+        resolve({ settled, waited_ms: Math.round(t - start), inflight, timers: timers.size, ...window.__bsSnapshot() });
       } else {
         setT(check, 25);
       }
@@ -98,5 +117,14 @@ INIT_SCRIPT = r"""
 """
 
 
+#: The page serialised as Playwright's ``page.content()`` does, and its title.
+SNAPSHOT = """() => {
+  let html = '';
+  if (document.doctype) html = new XMLSerializer().serializeToString(document.doctype);
+  if (document.documentElement) html += document.documentElement.outerHTML;
+  return { html, title: document.title };
+}"""
+
+
 def init_script(cap_ms: int) -> str:
-    return INIT_SCRIPT % {"cap": cap_ms}
+    return INIT_SCRIPT % {"cap": cap_ms, "snapshot": SNAPSHOT}

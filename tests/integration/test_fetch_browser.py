@@ -8,7 +8,7 @@ import pytest
 
 from browser_service.fetcher import Fetcher
 from tests.integration.test_fetch_http import error_kind, fetch
-from tests.site import FixtureServer
+from tests.site import FixtureServer, TLSFixtureServer
 
 
 async def test_auto_escalates_a_js_rendered_article(fetcher: Fetcher, site: FixtureServer) -> None:
@@ -95,3 +95,14 @@ async def test_browser_redirects_and_slow_origin(fetcher: Fetcher, site: Fixture
 async def test_empty_page_in_browser(fetcher: Fetcher, site: FixtureServer) -> None:
     response = await fetch(fetcher, site.url("/empty"), render="browser")
     assert error_kind(response) == "empty_content" and "even after rendering" in response.error.message  # type: ignore[union-attr]
+
+
+async def test_untrusted_certificate_is_tls_error(fetcher: Fetcher) -> None:
+    server = TLSFixtureServer().start()
+    try:
+        for render in ("http", "browser"):
+            response = await fetch(fetcher, server.url("/article.html"), render=render)
+            assert error_kind(response) == "tls_error", render
+            assert response.error is not None and not response.error.retryable
+    finally:
+        server.close()

@@ -8,6 +8,10 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+import pytest
+
+from browser_service.deadline import Deadline
 from browser_service.fetcher import Fetcher
 from tests.conftest import make_settings
 from tests.integration.test_fetch_http import error_kind, fetch
@@ -42,6 +46,7 @@ async def test_twice_as_many_requests_as_slots(site: FixtureServer, tmp_path: Pa
         watcher.cancel()
         assert [r.ok for r in results] == [True] * 4
         assert peak == 2
+        await service.pool.drained()
         health = service.pool.health()
         assert (health.in_use, health.queued, health.pages_served) == (0, 0, 4)
 
@@ -66,6 +71,7 @@ async def test_queue_wait_is_bounded_by_the_deadline(site: FixtureServer, tmp_pa
         waiting = await fetch(service, site.url("/article.html"), render="browser", timeout_ms=1000)
         assert error_kind(waiting) == "timeout" and waiting.error.phase == "queue"  # type: ignore[union-attr]
         assert (await first).ok
+        await service.pool.drained()
         assert service.pool.health().in_use == 0
 
 
@@ -84,6 +90,7 @@ async def test_killed_chromium_recovers(site: FixtureServer, tmp_path: Path) -> 
         assert response.ok and "How Lighthouses Work" in (response.markdown or "")
         after = await fetch(service, site.url("/article.html"), render="browser")
         assert after.ok
+        await service.pool.drained()
         health = service.pool.health()
         assert health.restarts == 1 and health.launches == 2 and health.browser_pid not in (None, pid)
         assert health.browser_connected and health.in_use == 0
@@ -100,9 +107,12 @@ async def test_no_pages_or_contexts_left_after_200_requests(site: FixtureServer,
 
         kinds = await asyncio.gather(*(one(i) for i in range(200)))
         assert kinds.count("not_found") == 40 and kinds.count(None) == 160
+        await service.pool.drained()
         health = service.pool.health()
         assert (health.in_use, health.queued, health.pages_served) == (0, 0, 200)
-        assert service.pool.open_contexts() == 0
+        # What is open is exactly the clean slots kept for reuse: one context with one page each.
+        assert 1 <= service.pool.idle_slots <= 4
+        assert service.pool.open_contexts() == service.pool.open_pages() == service.pool.idle_slots
 
 
 async def test_cancelled_request_frees_its_slot(site: FixtureServer, tmp_path: Path) -> None:
@@ -112,16 +122,31 @@ async def test_cancelled_request_frees_its_slot(site: FixtureServer, tmp_path: P
         await until(lambda: site.hits["/slow"] > hits)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        assert service.pool.health().in_use == 0 and service.pool.open_contexts() == 0
+        await service.pool.drained()
+        assert service.pool.health().in_use == 0
+        assert service.pool.open_contexts() == service.pool.open_pages() == service.pool.idle_slots == 1
         assert (await fetch(service, site.url("/article.html"), render="browser", timeout_ms=3000)).ok
 
 
-async def test_leases_are_isolated(site: FixtureServer, tmp_path: Path) -> None:
-    async with Fetcher(make_settings(tmp_path, pool_size=1)) as service:
-        first = await fetch(service, site.url("/storage.html"), render="browser", formats=["text"])
-        second = await fetch(service, site.url("/storage.html"), render="browser", formats=["text"])
-        assert "seen: nothing" in (first.text or "")
-        assert "seen: nothing" in (second.text or "")  # cookies and storage did not survive the lease
+@pytest.mark.parametrize("isolation", ["reset", "context"])
+async def test_leases_are_isolated(site: FixtureServer, tmp_path: Path, isolation: str) -> None:
+    async with Fetcher(make_settings(tmp_path, pool_size=1, isolation=isolation)) as service:
+        script_hits = site.hits["/cached.js"]
+        for _ in range(3):
+            response = await fetch(service, site.url("/storage.html"), render="browser", formats=["text"])
+            # cookies, local/session storage, IndexedDB, CacheStorage and window.name left by the
+            # previous lease on the same slot (and by its pagehide handler) are all gone
+            assert "seen: nothing" in (response.text or "")
+        assert site.hits["/cached.js"] - script_hits == 3  # no HTTP cache shared between leases
+        await service.pool.drained()
+        assert service.pool.idle_slots == (1 if isolation == "reset" else 0)
+        # Positive control: within one lease the same probe sees every kind of state it looks for.
+        async with service.pool.lease(Deadline(10)) as lease:
+            for _ in range(2):
+                await lease.page.goto(site.url("/storage.html"))
+                await lease.page.wait_for_function("!document.getElementById('seen').textContent.startsWith('checking')")
+            seen = await lease.page.text_content("#seen")
+        assert seen == "seen: cookie,localStorage,sessionStorage,window.name,indexedDB,CacheStorage"
 
 
 async def test_browser_is_recycled_after_n_pages(site: FixtureServer, tmp_path: Path) -> None:
@@ -130,3 +155,22 @@ async def test_browser_is_recycled_after_n_pages(site: FixtureServer, tmp_path: 
         assert all(r.ok for r in results)
         health = service.pool.health()
         assert (health.recycles, health.launches, health.restarts) == (2, 3, 0)
+
+
+async def test_close_leaves_no_browser_running(site: FixtureServer, tmp_path: Path) -> None:
+    service = Fetcher(make_settings(tmp_path))
+    await service.start(launch_browser=True)
+    pid = service.pool.health().browser_pid
+    assert pid is not None and psutil.pid_exists(pid)
+    assert (await fetch(service, site.url("/article.html"), render="browser")).ok
+    await service.close()
+    await until(lambda: not _alive(pid))
+    after = await fetch(service, site.url("/article.html"), render="browser")
+    assert error_kind(after) == "browser_error" and "shutting down" in after.error.message  # type: ignore[union-attr]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

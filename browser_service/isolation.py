@@ -1,0 +1,121 @@
+"""How a pool slot's page is made clean between leases.
+
+Two strategies, chosen with ``BROWSER_SERVICE_ISOLATION`` (measurements: bench/pool_isolation.py,
+summarised in docs/architecture.md):
+
+``reset`` (default)
+    A slot keeps its context and page. After each lease, in the background, the page goes to
+    ``about:blank`` (unload handlers run, scripts stop), extra pages (popups) are closed, and all
+    cookies, every storage kind of every origin the lease's frames visited (localStorage,
+    sessionStorage, IndexedDB, CacheStorage, service workers …), the HTTP cache, ``window.name``
+    and the extra headers are cleared. Every ``REPLACE_AFTER`` leases the slot gets a fresh context
+    anyway, which bounds what the tab accumulates (history length, memory). What is left shared
+    between leases of a slot: the tab's history count (up to ``REPLACE_AFTER``) and kept-alive
+    connections, through which an origin could link two requests — as it can for the HTTP engine's
+    shared connection pool. About 3× the throughput of a fresh context per lease.
+``context``
+    A fresh browser context per lease, closed after it: nothing at all is shared, but creating one
+    costs ~150 ms of browser CPU, which caps a 2-core machine near 3 pages/s whatever the pool size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from playwright.async_api import Browser, BrowserContext, CDPSession, Frame, Page
+
+from browser_service.deadline import Deadline
+
+Isolation = Literal["reset", "context"]
+
+#: A reset slot gets a fresh context after this many leases.
+REPLACE_AFTER = 50
+#: Upper bound for cleaning a page; a page that cannot be cleaned in time is closed instead.
+RESET_TIMEOUT_S = 5.0
+
+
+@dataclass(eq=False)
+class PageSlot:
+    """A context and its page, owned by one pool slot at a time."""
+
+    context: BrowserContext
+    page: Page
+    cdp: CDPSession | None
+    generation: int
+    origins: set[str] = field(default_factory=set)
+    uses: int = 0
+
+    def _on_navigated(self, frame: Frame) -> None:
+        parts = urlsplit(frame.url)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            self.origins.add(f"{parts.scheme}://{parts.netloc}")
+
+
+async def open_slot(
+    browser: Browser,
+    generation: int,
+    deadline: Deadline,
+    *,
+    user_agent: str,
+    init_script: str | None,
+    isolation: Isolation,
+) -> PageSlot:
+    context = await deadline.run(
+        browser.new_context(
+            user_agent=user_agent,
+            accept_downloads=False,
+            viewport={"width": 1280, "height": 900},
+            locale="en-US",
+            service_workers="block",
+        ),
+        "queue",
+        "opening a browser context",
+    )
+    try:
+        if init_script:
+            await deadline.run(context.add_init_script(init_script), "queue", "preparing a context")
+        page = await deadline.run(context.new_page(), "queue", "opening a page")
+        cdp = None
+        if isolation == "reset":
+            cdp = await deadline.run(context.new_cdp_session(page), "queue", "opening a page")
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(context.close(), RESET_TIMEOUT_S)
+        raise
+    slot = PageSlot(context, page, cdp, generation)
+    if isolation == "reset":
+        page.on("framenavigated", slot._on_navigated)
+    return slot
+
+
+async def reset_slot(slot: PageSlot) -> None:
+    """Clean the slot for its next lease; raises if it cannot (the caller then closes it)."""
+    async with asyncio.timeout(RESET_TIMEOUT_S):
+        page = slot.page
+        await page.goto("about:blank")
+        for extra in slot.context.pages:
+            if extra is not page:
+                await extra.close()
+        await slot.context.clear_cookies()
+        assert slot.cdp is not None
+        for origin in slot.origins:
+            await slot.cdp.send("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+        slot.origins.clear()
+        await slot.cdp.send("Network.clearBrowserCache")
+        await page.evaluate("window.name = ''")
+        await page.set_extra_http_headers({})
+
+
+async def close_slot(slot: PageSlot) -> bool:
+    """Close the slot's context; False if it would not close in time (its browser is wedged)."""
+    try:
+        await asyncio.wait_for(slot.context.close(), RESET_TIMEOUT_S)
+    except TimeoutError:
+        return False
+    except Exception:
+        pass  # already gone with its browser
+    return True
