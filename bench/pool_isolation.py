@@ -808,9 +808,9 @@ async def run_one(
         urls = site.workload()
         await run_load(pool, urls, args.warmup, 0.0)
         result = await run_load(pool, urls, args.pages, args.think_ms / 1000)
-        result.isolation = await isolation_check(pool, site, fresh_history)
         if isinstance(pool, PrewarmPool):
-            result.prewarm_waits_ms = pool.waits_ms[-args.pages:]
+            result.prewarm_waits_ms = pool.waits_ms[-args.pages:]  # the timed run's leases only
+        result.isolation = await isolation_check(pool, site, fresh_history)
     finally:
         await pool.close()
     return result

@@ -144,7 +144,7 @@ async def test_leases_are_isolated(site: FixtureServer, tmp_path: Path, isolatio
         async with service.pool.lease(Deadline(10)) as lease:
             for _ in range(2):
                 await lease.page.goto(site.url("/storage.html"))
-                await lease.page.wait_for_function("!document.getElementById('seen').textContent.startsWith('checking')")
+                await lease.page.wait_for_function("!document.querySelector('#seen').textContent.startsWith('check')")
             seen = await lease.page.text_content("#seen")
         assert seen == "seen: cookie,localStorage,sessionStorage,window.name,indexedDB,CacheStorage"
 
