@@ -110,8 +110,9 @@ async def test_no_pages_or_contexts_left_after_200_requests(site: FixtureServer,
         await service.pool.drained()
         health = service.pool.health()
         assert (health.in_use, health.queued, health.pages_served) == (0, 0, 200)
-        # What is open is exactly the clean slots kept for reuse: one context with one page each.
-        assert 1 <= service.pool.idle_slots <= 4
+        # What is open is exactly the clean slots kept for reuse (a slot is replaced after 50 leases,
+        # so there may be none): one context with one page each.
+        assert service.pool.idle_slots <= 4
         assert service.pool.open_contexts() == service.pool.open_pages() == service.pool.idle_slots
 
 
