@@ -38,7 +38,7 @@ from pathlib import Path
 import psutil
 from playwright.async_api import async_playwright
 
-from browser_service.chromium import find_chromium, launch_args
+from browser_service.chromium import launch_args, locate
 from browser_service.contract import FetchRequest
 from browser_service.fetcher import Fetcher
 from browser_service.settings import Settings
@@ -283,8 +283,7 @@ async def main() -> None:
     js = [f"{base}/js/{i}.html" for i in range(args.pages)]
     warm_static = [f"{base}/static/{i}.html" for i in range(10_000, 10_000 + args.warmup)]
     warm_js = [f"{base}/js/{i}.html" for i in range(10_000, 10_000 + args.warmup)]
-    async with async_playwright() as pw:
-        executable = find_chromium(Settings().chromium_path, pw)
+    executable = locate(Settings().chromium_path)
 
     results: list[Result] = []
     for concurrency in args.concurrency:

@@ -10,7 +10,8 @@ import os
 import shutil
 from pathlib import Path
 
-from playwright.async_api import Playwright
+from playwright.async_api import BrowserType
+from playwright.sync_api import BrowserType as SyncBrowserType
 
 #: Without the networking flags Chromium keeps opening background connections (updates, sync,
 #: safe browsing) that a closed network refuses; --no-sandbox is required when running as root.
@@ -51,8 +52,12 @@ def launch_args(extra: list[str] | None = None) -> list[str]:
     return args + list(extra or [])
 
 
-def find_chromium(configured: str | None, playwright: Playwright | None = None) -> str:
-    """The executable to launch, by the documented order; raises :class:`BrowserNotFound`."""
+def find_chromium(configured: str | None, bundled: str | None) -> str:
+    """The executable to launch, by the documented order; raises :class:`BrowserNotFound`.
+
+    ``bundled`` is Playwright's ``chromium.executable_path`` (which exists only after
+    ``playwright install chromium``).
+    """
     if configured:
         if Path(configured).is_file() and os.access(configured, os.X_OK):
             return configured
@@ -60,13 +65,8 @@ def find_chromium(configured: str | None, playwright: Playwright | None = None) 
             f"BROWSER_SERVICE_CHROMIUM_PATH={configured!r} is not an executable file. "
             "Point it at a Chromium or Chrome binary, or unset it to search automatically."
         )
-    if playwright is not None:
-        try:
-            bundled = playwright.chromium.executable_path
-        except Exception:  # the driver raises when its browser was never downloaded
-            bundled = ""
-        if bundled and Path(bundled).is_file():
-            return bundled
+    if bundled and Path(bundled).is_file():
+        return bundled
     for name in _SYSTEM_NAMES:
         found = shutil.which(name)
         if found:
@@ -76,3 +76,19 @@ def find_chromium(configured: str | None, playwright: Playwright | None = None) 
         "Playwright's build); `apt-get install chromium` (Debian/Ubuntu); or set "
         "BROWSER_SERVICE_CHROMIUM_PATH to a Chromium/Chrome executable."
     )
+
+
+def bundled_path(chromium: BrowserType | SyncBrowserType) -> str | None:
+    """Where Playwright's own Chromium would be; the driver raises when it was never downloaded."""
+    try:
+        return chromium.executable_path
+    except Exception:
+        return None
+
+
+def locate(configured: str | None) -> str:
+    """:func:`find_chromium` from synchronous code (the CLI and setup script)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        return find_chromium(configured, bundled_path(playwright.chromium))

@@ -82,6 +82,7 @@ def serve(
     import uvicorn
 
     from browser_service.api import create_app
+    from browser_service.chromium import BrowserNotFound, locate
 
     settings = Settings()
     host = host or settings.host
@@ -94,6 +95,12 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    if settings.browser_endpoint is None:
+        try:
+            locate(settings.chromium_path)
+        except BrowserNotFound as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(3) from None
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
 
 

@@ -105,12 +105,18 @@ class Fetcher:
         attempts: list[Attempt] = []
         url = str(request.url)
         try:
-            raw = await self._retrieve(request, url, deadline, attempts)
-            response = await deadline.run(
-                self._run_cpu(lambda: self._respond(request, raw, trace_id, attempts)),
-                "extract",
-                "extracting the content",
-            )
+            # A backstop: every stage bounds its awaits by the deadline; should one not, the request
+            # still ends on time with a typed timeout instead of hanging.
+            async with asyncio.timeout(deadline.remaining() + ANSWER_RESERVE_S / 2):
+                raw = await self._retrieve(request, url, deadline, attempts)
+                response = await deadline.run(
+                    self._run_cpu(lambda: self._respond(request, raw, trace_id, attempts)),
+                    "extract",
+                    "extracting the content",
+                )
+        except TimeoutError:
+            log.error("deadline backstop fired", extra={"trace_id": trace_id, "url": url})
+            response = error_response(url, deadline.timeout("total"), trace_id, attempts)
         except FetchError as exc:
             response = error_response(url, exc, trace_id, attempts)
         except Exception as exc:  # a bug: still one typed answer, and the trace id to find it in logs

@@ -34,7 +34,7 @@ from pathlib import Path
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from browser_service.chromium import find_chromium, launch_args
+from browser_service.chromium import BrowserNotFound, bundled_path, find_chromium, launch_args
 from browser_service.contract import PoolHealth, PoolState
 from browser_service.deadline import Deadline
 from browser_service.errors import BrowserError, Overloaded
@@ -169,7 +169,7 @@ class BrowserPool:
         self._current = None
         if self._playwright is not None:
             with contextlib.suppress(Exception):
-                await self._playwright.stop()
+                await asyncio.wait_for(self._playwright.stop(), CLOSE_TIMEOUT_S)
             self._playwright = None
 
     async def _get_browser(self, deadline: Deadline) -> _Browser:
@@ -185,9 +185,17 @@ class BrowserPool:
         if self._closing:
             raise BrowserError("The service is shutting down.", retryable=True, retry_after_s=5)
         if self._playwright is None:
-            self._playwright = await async_playwright().start()
+            self._playwright = await asyncio.wait_for(
+                async_playwright().start(), self._settings.launch_timeout_ms / 1000
+            )
         if self._executable is None:
-            self._executable = find_chromium(self._settings.chromium_path, self._playwright)
+            try:
+                self._executable = find_chromium(
+                    self._settings.chromium_path, bundled_path(self._playwright.chromium)
+                )
+            except BrowserNotFound as exc:
+                self.last_error = str(exc)
+                raise BrowserError(str(exc), retryable=False) from None
         marker = uuid.uuid4().hex
         try:
             browser = await self._playwright.chromium.launch(

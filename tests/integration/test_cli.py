@@ -65,3 +65,13 @@ def test_extract_from_stdin() -> None:
 def test_serve_refuses_public_bind_without_keys() -> None:
     result = run("serve", "--host", "0.0.0.0", "--port", "8999", env={**ENV, "BROWSER_SERVICE_API_KEYS": ""})
     assert result.returncode == 2 and "Refusing to listen on 0.0.0.0 without API keys" in result.stderr
+
+
+def test_missing_browser_is_explained(site: FixtureServer) -> None:
+    env = {**ENV, "BROWSER_SERVICE_CHROMIUM_PATH": "/nonexistent/chromium"}
+    served = run("serve", "--port", "8998", env=env)
+    assert served.returncode == 3
+    assert "BROWSER_SERVICE_CHROMIUM_PATH='/nonexistent/chromium' is not an executable file" in served.stderr
+    fetched = run("fetch", site.url("/spa.html"), "--render", "browser", env=env)
+    assert fetched.returncode == 3 and "error: browser_error: BROWSER_SERVICE_CHROMIUM_PATH=" in fetched.stderr
+    assert run("fetch", site.url("/article.html"), "--render", "http", env=env).returncode == 0  # no browser needed

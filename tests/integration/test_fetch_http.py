@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,16 @@ async def test_loopback_is_refused_by_default(site: FixtureServer, tmp_path: Pat
         assert error_kind(refused) == "forbidden_target"
         assert refused.error is not None and "rule: loopback" in refused.error.message
     assert site.hits["/article.html"] == before  # nothing reached the origin
+
+
+async def test_a_stage_that_never_returns_still_answers_on_time(tmp_path: Path) -> None:
+    """The pipeline's backstop: even an await that ignores the deadline cannot hold the answer."""
+    async with Fetcher(make_settings(tmp_path)) as service:
+
+        async def hang(*args: object, **kwargs: object) -> None:
+            await asyncio.Event().wait()
+
+        service.http.fetch = hang  # type: ignore[method-assign, assignment]
+        response = await fetch(service, "http://127.0.0.1:9/", render="http", timeout_ms=1000)
+    assert error_kind(response) == "timeout" and response.error.phase == "total"  # type: ignore[union-attr]
+    assert response.duration_ms is not None and response.duration_ms <= 1000
