@@ -81,7 +81,9 @@ class Fetcher:
 
     async def start(self, *, launch_browser: bool = False) -> None:
         if launch_browser:
-            await self.pool.start()
+            # A long-running service: pay the one-time costs (browser launch, the extractors' lazy
+            # imports and caches, ~0.5 s) now rather than in the first request's deadline.
+            await asyncio.gather(self.pool.start(), self._run_cpu(_warm_up))
 
     async def close(self) -> None:
         await self.pool.close()
@@ -254,6 +256,11 @@ def _judge(raw: RawPage, attempt: Attempt) -> None:
     except FetchError as exc:
         _record_failure(attempt, exc)
         raise
+
+
+def _warm_up() -> FetchResponse:
+    page = "<html><head><title>w</title></head><body><article><h1>w</h1><p>warm up</p></article></body></html>"
+    return extract_response(ExtractRequest.model_validate({"html": page, "url": "http://localhost/"}))
 
 
 def extract_response(request: ExtractRequest) -> FetchResponse:
