@@ -168,8 +168,8 @@ def extract(
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole response as JSON.")] = False,
 ) -> None:
     """Extract clean content from an HTML file (no network)."""
+    from browser_service.answer import extract_response
     from browser_service.encoding import decode
-    from browser_service.fetcher import extract_response
 
     data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     html, _, _ = decode(data, None, html=True)

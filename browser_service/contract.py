@@ -174,6 +174,21 @@ class FetchRequest(ExtractOptions):
         le=300_000,
         description="One deadline for the whole request: queueing, retries and rendering included.",
     )
+    max_age_s: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "Accept a stored copy at most this old (source: cache, age_s). Default: a live fetch, except "
+            "that start_index > 0 pages through the stored copy of the first page. 0 forces a live fetch."
+        ),
+    )
+    allow_stale: bool = Field(
+        True,
+        description=(
+            "If the live fetch fails, answer with the last stored copy, flagged stale: true, with the "
+            "live failure in live_error."
+        ),
+    )
     headers: dict[str, str] = Field(
         default_factory=dict, description="Extra request headers (e.g. Accept-Language)."
     )

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
 
     # --- state -----------------------------------------------------------------------------
     cache_dir: Path = Field(Path(".cache/browser-service"), description="Embedded cache location.")
+    cache_size_mb: int = Field(1024, ge=1, description="Embedded cache bound; least recently used go first.")
+    stale_max_age_s: int = Field(
+        7 * 86400, ge=0, description="Oldest stored copy served when a live fetch fails (and for paging)."
+    )
     redis_url: str | None = None
 
     # --- exposure --------------------------------------------------------------------------

@@ -183,7 +183,25 @@ def _echo(h: Handler) -> None:
                 f"<p>This page lists the headers the server received for the test to check.</p></body></html>")
 
 
+def _flaky(h: Handler) -> None:
+    """An article while the test lets it work; a 503 once the test sets ``server.failing``."""
+    if h.server.failing.is_set():
+        h.send(503, "<html><body>Service Unavailable</body></html>")
+    else:
+        h.page("article.html")
+
+
+def _etag(h: Handler) -> None:
+    """Supports conditional GET: 304 when the client already has version ``v1``."""
+    if h.headers.get("If-None-Match") == '"v1"':
+        h.send(304, b"", "", headers={"ETag": '"v1"'})
+    else:
+        h.send(200, (PAGES / "article.html").read_bytes(), headers={"ETag": '"v1"'})
+
+
 ROUTES: dict[str, Callable[[Handler], None]] = {
+    "/flaky": _flaky,
+    "/etag": _etag,
     "/js-article": _js_article,
     "/needs-cookie": _needs_cookie,
     "/redirect": _redirect,
@@ -230,6 +248,7 @@ class FixtureServer(ThreadingHTTPServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), Handler)
         self.stop = threading.Event()  # wakes sleeping handlers at shutdown
+        self.failing = threading.Event()  # /flaky answers 503 while set
         self.hits: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, name="fixture-site", daemon=True)

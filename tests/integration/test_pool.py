@@ -134,7 +134,7 @@ async def test_leases_are_isolated(site: FixtureServer, tmp_path: Path, isolatio
     async with Fetcher(make_settings(tmp_path, pool_size=1, isolation=isolation)) as service:
         script_hits = site.hits["/cached.js"]
         for _ in range(3):
-            response = await fetch(service, site.url("/storage.html"), render="browser", formats=["text"])
+            response = await fetch(service, site.url("/storage.html"), wait_for="#seen[data-done]", formats=["text"])
             # cookies, local/session storage, IndexedDB, CacheStorage and window.name left by the
             # previous lease on the same slot (and by its pagehide handler) are all gone
             assert "seen: nothing" in (response.text or "")
@@ -145,7 +145,7 @@ async def test_leases_are_isolated(site: FixtureServer, tmp_path: Path, isolatio
         async with service.pool.lease(Deadline(10)) as lease:
             for _ in range(2):
                 await lease.page.goto(site.url("/storage.html"))
-                await lease.page.wait_for_function("!document.querySelector('#seen').textContent.startsWith('check')")
+                await lease.page.wait_for_selector("#seen[data-done]", state="attached")
             seen = await lease.page.text_content("#seen")
         assert seen == "seen: cookie,localStorage,sessionStorage,window.name,indexedDB,CacheStorage"
 
