@@ -292,9 +292,12 @@ class Quality(BaseModel):
 
 
 class Versions(BaseModel):
-    api: str = API_VERSION
-    contract: str = CONTRACT_VERSION
-    extractor: str = EXTRACTOR_VERSION
+    """Which contract and extractor produced an answer. Factories, not defaults, so the values stay
+    out of the JSON schema: an extractor release is not a contract change."""
+
+    api: str = Field(default_factory=lambda: API_VERSION)
+    contract: str = Field(default_factory=lambda: CONTRACT_VERSION)
+    extractor: str = Field(default_factory=lambda: EXTRACTOR_VERSION)
 
 
 class FetchResponse(BaseModel):

@@ -14,7 +14,7 @@ import re
 from lxml import etree
 from lxml.html import HtmlElement
 
-from .dom import tag_of
+from .dom import tag_of, text_lengths
 
 _INVISIBLE_TAGS = frozenset(
     [
@@ -69,7 +69,7 @@ _WEAK_WORDS = (
     "newsletter|subscribe|subscription|signup|share|sharing|social|"
     "related|recommended|recommendations|promo|advert|advertisement|ads|ad|sponsored|banner|"
     "overlay|toolbar|pagination|pager|disclaimer|login|signin|cart|minicart|"
-    "topbar|utility|outbrain|taboola"
+    "topbar|utility|outbrain|taboola|signature"
 )
 
 
@@ -82,7 +82,7 @@ _STRONG_RE = _words_re(_STRONG_WORDS)
 _WEAK_RE = _words_re(_WEAK_WORDS)
 # Comments sections: chrome on articles, content on forums; callers decide.
 _COMMENTS_RE = re.compile(
-    r"(?:^|[-_\s]|(?<=[a-z])(?=[A-Z]))(?i:comments?|disqus|respond|replies)(?:$|[-_\s\d]|(?=[A-Z]))"
+    r"(?:^|[-_\s]|(?<=[a-z])(?=[A-Z]))(?i:comments?|disqus|respond|replies|reviews)(?:$|[-_\s\d]|(?=[A-Z]))"
 )
 
 
@@ -133,8 +133,10 @@ def strip_invisible(root: HtmlElement, *, reveal_share: float = 0.3) -> None:
         elif tag in _GUARDED_TAGS or (tag not in ("html", "body") and _is_hidden(el)):
             hidden.append(el)
     drop_all(doomed)
-    total = _text_len(root)
-    drop_all([el for el in hidden if _text_len(el) <= reveal_share * total])
+    if hidden:
+        lengths = text_lengths(root)
+        total = lengths.get(root, 0)
+        drop_all([el for el in hidden if lengths.get(el, 0) <= reveal_share * total])
 
 
 def drop_all(doomed: list[etree._Element]) -> None:
@@ -206,25 +208,31 @@ class _PageStats:
     """Totals of the page used by the 'this is really content' guard."""
 
     def __init__(self, scope: etree._Element) -> None:
-        self.text = max(1, _text_len(scope))
-        self.prose = _prose_len(scope)
+        self.lengths = text_lengths(scope)
+        self.text = max(1, self.lengths.get(scope, 0))
+        self.prose = self._prose_len(scope)
+
+    def _len(self, el: etree._Element) -> int:
+        return self.lengths.get(el, 0)
+
+    def _links_len(self, el: etree._Element) -> int:
+        return sum(self._len(a) for a in el.iter("a"))
+
+    def _prose_len(self, el: etree._Element) -> int:
+        """Text inside <p> elements outside links: the best cheap signal of running prose."""
+        return sum(self._len(p) - self._links_len(p) for p in el.iter("p"))
 
     def holds_content(self, el: etree._Element) -> bool:
         """Carries real prose: a lot of it, or a large share of the page's."""
-        prose = _prose_len(el)
+        prose = self._prose_len(el)
         if prose >= 500 or (self.prose >= 300 and prose > 0.4 * self.prose):
             return True
         return self.dominates(el)
 
     def dominates(self, el: etree._Element) -> bool:
         """Holds most of the page text, and not as links (a mega-menu would)."""
-        size = _text_len(el)
-        return size > 0.5 * self.text and link_text_len(el) < 0.5 * size
-
-
-def _prose_len(el: etree._Element) -> int:
-    """Text inside <p> elements outside links: the best cheap signal of running prose."""
-    return sum(_text_len(p) - link_text_len(p) for p in el.iter("p"))
+        size = self._len(el)
+        return size > 0.5 * self.text and self._links_len(el) < 0.5 * size
 
 
 def link_text_len(el: etree._Element) -> int:
@@ -245,3 +253,29 @@ def _text_len(el: etree._Element) -> int:
         return sum(len(t.strip()) for t in el.itertext())
     except ValueError:
         return 0
+
+
+_BUTTON_RE = re.compile(r"(?:^|[-_\s]|(?<=[a-z])(?=[A-Z]))(?i:btn|button|buttons|cta)(?:$|[-_\s\d]|(?=[A-Z]))")
+# A button's label is a few words ("Get started", "Book a demo"); longer text is a card made clickable.
+BUTTON_MAX_CHARS = 40
+
+
+def drop_buttons(element: etree._Element) -> int:
+    """Remove call-to-action links styled as buttons ("Contact us", "Start free trial", "Shop all").
+
+    They sit inside content containers on service, product and listing pages but are controls, not
+    content. Recognised by `role="button"` or a btn/button/cta class word on a short link or on a
+    short element inside a link.
+    """
+    doomed: list[etree._Element] = []
+    for el in element.iter("a"):
+        if _text_len(el) > BUTTON_MAX_CHARS:
+            continue
+        if any(
+            (c.get("role") or "").lower() == "button" or _BUTTON_RE.search(_attr_words(c))
+            for c in (el, *el.iterdescendants())
+            if isinstance(c.tag, str)
+        ):
+            doomed.append(el)
+    drop_all(doomed)
+    return len(doomed)

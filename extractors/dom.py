@@ -96,3 +96,27 @@ def tag_of(el: etree._Element) -> str:
     """Lower-case tag name; '' for comments, processing instructions and entities."""
     tag = el.tag
     return tag.lower() if isinstance(tag, str) else ""
+
+
+def text_lengths(root: etree._Element) -> dict[etree._Element, int]:
+    """Stripped text length of every element of the subtree, as `sum(len(t.strip()) for t in itertext())`.
+
+    One bottom-up pass instead of one walk per element: callers that compare the text of many nested
+    elements (region finding, chrome guards) would otherwise walk the same subtrees again and again.
+    The tree must not change while the result is in use.
+    """
+    lengths: dict[etree._Element, int] = {}
+    try:
+        elements = list(root.iter())
+    except ValueError:
+        return lengths
+    for el in reversed(elements):
+        text = el.text if isinstance(el.tag, str) else None  # a comment's text is not page text
+        n = len(text.strip()) if text else 0
+        for child in el:
+            n += lengths.get(child, 0)
+            tail = child.tail
+            if tail:
+                n += len(tail.strip())
+        lengths[el] = n
+    return lengths

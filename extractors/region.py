@@ -13,7 +13,7 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from .clean import drop_all
-from .dom import tag_of
+from .dom import tag_of, text_lengths
 from .render import BLOCK_TAGS
 
 _CONTAINER_TAGS = frozenset(
@@ -65,6 +65,11 @@ def find_region(root: HtmlElement, *, dominance: float = 0.7) -> Region | None:
     body = root.find("body")
     if body is None:
         body = root
+    lengths = text_lengths(body)
+
+    def text_len(el: etree._Element) -> int:
+        return lengths.get(el, 0)
+
     total = text_len(body)
     if total == 0:
         return None
@@ -109,5 +114,41 @@ def drop_fragments(element: etree._Element, *, max_chars: int = 40) -> int:
             continue
         if text_len(node) <= max_chars:
             doomed.append(node)
+    drop_all(doomed)
+    return len(doomed)
+
+
+# Shorter repeats are legitimate ("Reply", "Yes", a price): only sentences and longer are deduplicated.
+REPEAT_MIN_CHARS = 40
+_NO_DEDUP = frozenset(["pre", "td", "th", "tr", "tbody", "thead", "tfoot", "table", "caption"])
+
+
+def drop_repeats(element: etree._Element, *, min_chars: int = REPEAT_MIN_CHARS) -> int:
+    """Remove blocks that repeat, word for word, a block earlier in the content.
+
+    A reader never needs the same paragraph twice: repeats are carousel clones, a mobile and a
+    desktop copy of the same section, or replies quoting the post they answer. Only leaf blocks
+    (no nested blocks) of at least `min_chars` are compared; code and table cells are left alone.
+    """
+    seen: set[str] = set()
+    doomed: list[etree._Element] = []
+    for node in element.iter():
+        tag = tag_of(node)
+        if tag not in BLOCK_TAGS or tag in _NO_DEDUP:
+            continue
+        if any(tag_of(d) in BLOCK_TAGS or tag_of(d) == "code" for d in node.iterdescendants()):
+            continue
+        if any(tag_of(a) in ("pre", "code") for a in node.iterancestors()):
+            continue
+        try:
+            key = " ".join("".join(node.itertext()).split()).lower()
+        except ValueError:
+            continue
+        if len(key) < min_chars:
+            continue
+        if key in seen:
+            doomed.append(node)
+        else:
+            seen.add(key)
     drop_all(doomed)
     return len(doomed)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from lxml import etree
+from lxml.html import HtmlElement
+
 from extractors import EXTRACTOR_VERSION, Extraction, extract
 
 URL = "https://beans.example/guides/coffee?ref=x"
@@ -288,3 +292,89 @@ def test_figure_captions_are_dropped_with_their_images() -> None:
         "First paragraph of the story, long enough to be content.\n\n"
         "Second paragraph of the story, also long enough to be content."
     )
+
+
+def test_repeated_blocks_are_kept_once_in_every_format() -> None:
+    quote = "This service changed how our whole team plans the week, highly recommended."
+    page = (
+        "<html><body><main><h1>What customers say</h1>"
+        "<p>We asked a hundred customers what they think of the planner and wrote it down.</p>"
+        # A carousel repeats its slides so it can loop; a reader needs each one once.
+        f'<div class="slides"><div class="slide"><p>{quote}</p><p>Ann</p></div>'
+        f'<div class="slide"><p>{quote}</p><p>Ann</p></div></div>'
+        "<pre><code>retry()\nretry()\nretry()</code></pre>"
+        "<ul><li>Yes</li><li>Yes</li></ul></main></body></html>"
+    )
+    result = extract(page, "https://x.example/reviews-page")
+    assert result.text.count(quote) == 1
+    assert result.markdown.count(quote) == 1
+    assert result.html.count(quote) == 1
+    assert result.text.count("Ann") == 2  # short repeats are ordinary content
+    assert "retry()\nretry()\nretry()" in result.text  # code is never deduplicated
+    assert result.text.count("Yes") == 2
+
+
+def test_call_to_action_buttons_are_dropped() -> None:
+    page = (
+        "<html><body><main><h1>Managed hosting</h1>"
+        "<p>We run your servers, patch them and watch them at night so you can sleep.</p>"
+        '<p><a class="btn btn-primary" href="/signup">Start free trial</a>'
+        '<a href="/demo"><span class="Button__label">Book a demo</span></a>'
+        '<a role="button" href="/call">Call us</a></p>'
+        '<p>Read <a class="link" href="/docs">the documentation</a> for the details of each plan.</p>'
+        "</main></body></html>"
+    )
+    result = extract(page, "https://hosting.example/managed")
+    assert "Start free trial" not in result.text
+    assert "Book a demo" not in result.text and "Call us" not in result.text
+    assert "Read the documentation for the details of each plan." in result.text
+
+
+def test_customer_reviews_and_signatures_are_chrome() -> None:
+    from extractors.clean import COMMENTS, NOT_CHROME, WEAK_CHROME, chrome_level
+    from extractors.dom import parse_html
+
+    root = parse_html(
+        '<html><body><section id="reviews">r</section><div class="productReviews">r</div>'
+        '<div class="post-signature">s</div><div class="review-body">a reviewed film</div></body></html>'
+    )
+    assert root is not None
+    body = root.find("body")
+    assert body is not None
+    reviews, product_reviews, signature, review_body = list(body)
+    # Customer reviews are user comments on a product: chrome unless the page is a discussion.
+    assert chrome_level(reviews, comments_are_chrome=True) == COMMENTS
+    assert chrome_level(product_reviews, comments_are_chrome=True) == COMMENTS
+    assert chrome_level(reviews, comments_are_chrome=False) == NOT_CHROME
+    assert chrome_level(review_body, comments_are_chrome=True) == NOT_CHROME  # the text of a review article
+    assert chrome_level(signature, comments_are_chrome=False) == WEAK_CHROME
+
+
+def test_trafilatura_runs_only_when_the_region_is_in_doubt(monkeypatch: pytest.MonkeyPatch) -> None:
+    from extractors import content
+
+    calls: list[str] = []
+    real = content.trafilatura_html
+
+    def spy(root: HtmlElement, url: str, *, with_comments: bool) -> etree._Element | None:
+        calls.append(url)
+        return real(root, url, with_comments=with_comments)
+
+    monkeypatch.setattr(content, "trafilatura_html", spy)
+    clear = extract(ARTICLE, URL)  # the article holds nearly all of the visible text
+    assert clear.text == EXPECTED_TEXT and calls == []
+    product = '<script type="application/ld+json">{"@type": "Product"}</script>'
+    extract(ARTICLE.replace("</head>", f"{product}</head>"), URL)
+    assert calls == [URL]  # product pages always compare both candidates
+
+
+def test_text_lengths_match_itertext() -> None:
+    from extractors.dom import parse_html, text_lengths
+
+    root = parse_html(
+        "<html><body><div> a <b>bb</b> c<!-- note --> d <p> eee <i>f</i></p>  g </div><p>h</p></body></html>"
+    )
+    assert root is not None
+    lengths = text_lengths(root)
+    for el in root.iter():
+        assert lengths[el] == sum(len(t.strip()) for t in el.itertext()), el.tag
