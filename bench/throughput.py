@@ -265,7 +265,7 @@ def summarise(
     )
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=100, help="pages of each kind (static, JS)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
@@ -274,6 +274,10 @@ async def main() -> None:
         "--slots", type=int, default=8, help="browser slots of the service = tabs of the baseline"
     )
     args = parser.parse_args()
+    asyncio.run(run(args, locate(Settings().chromium_path)))
+
+
+async def run(args: argparse.Namespace, executable: str) -> None:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -283,7 +287,6 @@ async def main() -> None:
     js = [f"{base}/js/{i}.html" for i in range(args.pages)]
     warm_static = [f"{base}/static/{i}.html" for i in range(10_000, 10_000 + args.warmup)]
     warm_js = [f"{base}/js/{i}.html" for i in range(10_000, 10_000 + args.warmup)]
-    executable = locate(Settings().chromium_path)
 
     results: list[Result] = []
     for concurrency in args.concurrency:
@@ -313,4 +316,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
