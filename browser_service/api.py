@@ -31,6 +31,10 @@ from browser_service.contract import (
     FetchRequest,
     FetchResponse,
     Health,
+    HostStatus,
+    QuarantineDecision,
+    QuarantineItem,
+    QuarantineList,
 )
 from browser_service.errors import ERROR_CLASSES
 from browser_service.fetcher import Fetcher
@@ -169,8 +173,46 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
 
     @app.get("/v1/health", response_model=Health, dependencies=auth)
     async def health() -> JSONResponse:
-        report = service.health()
+        report = await service.health()
         return JSONResponse(report.model_dump(mode="json"), status_code=503 if report.status == "unavailable" else 200)
+
+    @app.get("/v1/hosts", response_model=list[HostStatus], dependencies=auth)
+    async def hosts() -> list[HostStatus]:
+        """Every host fetched recently: breaker, lifecycle state and a compact error history."""
+        return service.breakers.hosts()
+
+    @app.get("/v1/hosts/{host}", response_model=HostStatus, dependencies=auth)
+    async def host(host: str) -> HostStatus:
+        """One host (``example.com``, or ``host:port`` for a non-default port)."""
+        return service.breakers.state(host.strip().lower())
+
+    @app.get("/v1/quarantine", response_model=QuarantineList, dependencies=auth)
+    async def quarantine(limit: int = 100) -> QuarantineList:
+        """Results that loaded but looked wrong, newest first, waiting for approve or reject."""
+        return await service.quarantined(max(1, min(limit, 1_000)))
+
+    @app.get("/v1/quarantine/{item_id}", response_model=QuarantineItem, dependencies=auth)
+    async def quarantine_item(item_id: str) -> QuarantineItem:
+        item = await service.quarantined_item(item_id)
+        if item is None:
+            raise StarletteHTTPException(404, f"No quarantine item {item_id!r} (approved, rejected or never held).")
+        return item
+
+    @app.post("/v1/quarantine/{item_id}/approve", response_model=QuarantineDecision, dependencies=auth)
+    async def approve(item_id: str) -> QuarantineDecision:
+        """Store the result as good, and accept its findings for that URL from now on."""
+        decision = await service.approve(item_id)
+        if decision is None:
+            raise StarletteHTTPException(404, f"No quarantine item {item_id!r} (approved, rejected or never held).")
+        return decision
+
+    @app.post("/v1/quarantine/{item_id}/reject", response_model=QuarantineDecision, dependencies=auth)
+    async def reject(item_id: str) -> QuarantineDecision:
+        """Drop the result; the URL's last good copy stays its baseline."""
+        decision = await service.reject(item_id)
+        if decision is None:
+            raise StarletteHTTPException(404, f"No quarantine item {item_id!r} (approved, rejected or never held).")
+        return decision
 
     @app.get("/v1/tools", dependencies=auth)
     async def tools() -> dict[str, Any]:

@@ -19,7 +19,7 @@ from extractors.models import FieldValue
 
 API_VERSION = "v1"
 #: Bumped on any change of the request/response schema (the tools' version).
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 
 Format = Literal["markdown", "text", "html", "raw_html", "links", "metadata", "screenshot"]
 #: Formats whose value is text and which ``max_chars``/``start_index`` page through.
@@ -29,6 +29,7 @@ Render = Literal["auto", "http", "browser"]
 WaitUntil = Literal["load", "domcontentloaded", "networkidle", "commit"]
 Engine = Literal["http", "browser"]
 Source = Literal["live", "cache", "input"]
+OnSuspect = Literal["error", "return"]
 
 
 class ErrorKind(StrEnum):
@@ -106,9 +107,7 @@ class ExtractOptions(_Strict):
             "content.truncated is true and content.next_start_index says where to continue."
         ),
     )
-    start_index: int = Field(
-        0, ge=0, description="Return the text formats from this character offset (pagination)."
-    )
+    start_index: int = Field(0, ge=0, description="Return the text formats from this character offset (pagination).")
     selectors: dict[str, str | SelectorSpec] | None = Field(
         None,
         description=(
@@ -124,9 +123,7 @@ class ExtractOptions(_Strict):
 
     @field_validator("selectors")
     @classmethod
-    def _check_selectors(
-        cls, selectors: dict[str, str | SelectorSpec] | None
-    ) -> dict[str, str | SelectorSpec] | None:
+    def _check_selectors(cls, selectors: dict[str, str | SelectorSpec] | None) -> dict[str, str | SelectorSpec] | None:
         for name, spec in (selectors or {}).items():
             css = spec if isinstance(spec, str) else spec.css
             try:
@@ -189,11 +186,15 @@ class FetchRequest(ExtractOptions):
             "live failure in live_error."
         ),
     )
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra request headers (e.g. Accept-Language)."
-    )
-    cookies: dict[str, str] = Field(
-        default_factory=dict, description="Cookies sent to the URL's host: {name: value}."
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (e.g. Accept-Language).")
+    cookies: dict[str, str] = Field(default_factory=dict, description="Cookies sent to the URL's host: {name: value}.")
+    on_suspect: OnSuspect = Field(
+        "error",
+        description=(
+            "A page that loaded but looks wrong (nearly empty, far shorter than the last good copy, block "
+            "markers, an extraction that lost most of the text) is quarantined. error: answer ok: false, "
+            "suspect_content; return: answer the content with quality.verdict 'suspect'."
+        ),
     )
 
     @field_validator("wait_for")
@@ -224,10 +225,7 @@ class FetchRequest(ExtractOptions):
     def needs_browser(self) -> bool:
         """Options that only the browser can honour."""
         return (
-            "screenshot" in self.formats
-            or self.wait_for is not None
-            or self.wait_ms > 0
-            or self.wait_until is not None
+            "screenshot" in self.formats or self.wait_for is not None or self.wait_ms > 0 or self.wait_until is not None
         )
 
 
@@ -274,6 +272,9 @@ class ErrorInfo(BaseModel):
     status_code: int | None = Field(None, description="The origin's HTTP status, when there was one.")
     phase: Phase | None = None
     host_state: HostState | None = None
+    quarantine_id: str | None = Field(
+        None, description="suspect_content: the quarantined result, for GET /v1/quarantine/{id} and approval."
+    )
 
 
 class ContentPage(BaseModel):
@@ -336,6 +337,73 @@ class FetchResponse(BaseModel):
     duration_ms: int | None = None
 
 
+# --- hosts -------------------------------------------------------------------------------------
+
+
+class Circuit(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class HostStatus(BaseModel):
+    """One host's circuit and lifecycle state, as served by the health endpoints."""
+
+    host: str
+    state: HostState = Field(description="available, degraded (failing or recovering) or unavailable (open).")
+    circuit: Circuit
+    calls: int = Field(description="Calls in the sliding window (cleared when the circuit closes).")
+    failures: int = Field(description="Failures among those calls.")
+    failure_rate: float | None = Field(
+        description="failures / calls once the window holds minimum_calls calls; null before (no verdict yet)."
+    )
+    failures_to_open: int | None = Field(
+        description="Consecutive failures from now that would open the circuit; null unless closed."
+    )
+    retry_after_s: float | None = Field(
+        description="Open: seconds until trial calls are let through. Half-open and full: a short wait."
+    )
+    open_for_s: float | None = Field(description="Seconds since the circuit opened, while open.")
+    throttled_for_s: float | None = Field(description="Seconds left of a Retry-After the site asked for.")
+    last_error: str | None = Field(description="The most recent failure's outcome label.")
+    last_error_age_s: float | None = Field(description="Seconds since that failure.")
+    recent: dict[str, int] = Field(description="Outcome label -> count over the recent history.")
+    summary: str = Field(description="The compact history in one sentence.")
+
+
+# --- quarantine --------------------------------------------------------------------------------
+
+
+class QuarantineItem(BaseModel):
+    """A result that passed transport but looked wrong, kept for review instead of cached."""
+
+    id: str
+    url: str
+    final_url: str
+    engine: Engine
+    status_code: int
+    title: str | None = None
+    quarantined_at: datetime
+    findings: list[str] = Field(description="What looked wrong, e.g. 'shrunk: 120 characters against 5400 …'.")
+    text_chars: int = Field(description="Length of the extracted text.")
+    baseline_chars: int | None = Field(None, description="Length of the last good copy's text, if any.")
+    excerpt: str = Field(description="The first characters of the extracted text.")
+
+
+class QuarantineList(BaseModel):
+    items: list[QuarantineItem]
+    total: int
+
+
+class QuarantineDecision(BaseModel):
+    id: str
+    decision: Literal["approved", "rejected"]
+    url: str
+    accepted: list[str] = Field(
+        default_factory=list, description="Approved: finding codes no longer held against this URL."
+    )
+
+
 # --- health ------------------------------------------------------------------------------------
 
 PoolState = Literal["available", "degraded", "unavailable"]
@@ -368,5 +436,11 @@ class Health(BaseModel):
     uptime_s: float
     pool: PoolHealth
     cache: CacheHealth
+    hosts: list[HostStatus] = Field(
+        default_factory=list,
+        description="Hosts that are degraded or unavailable now (all recent hosts: GET /v1/hosts).",
+    )
+    quarantined: int | None = Field(
+        None, description="Suspect results waiting for review (GET /v1/quarantine); null if the store did not answer."
+    )
     versions: Versions = Field(default_factory=Versions)
-

@@ -55,6 +55,7 @@ class FetchError(Exception):
         phase: Phase | None = None,
         vendor: str | None = None,
         host_state: HostState | None = None,
+        quarantine_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -64,6 +65,7 @@ class FetchError(Exception):
         self.phase = phase
         self.vendor = vendor
         self.host_state = host_state
+        self.quarantine_id = quarantine_id
 
     def info(self) -> ErrorInfo:
         return ErrorInfo(
@@ -75,6 +77,7 @@ class FetchError(Exception):
             status_code=self.status_code,
             phase=self.phase,
             host_state=self.host_state,
+            quarantine_id=self.quarantine_id,
         )
 
     def __repr__(self) -> str:
@@ -235,4 +238,5 @@ def from_info(info: ErrorInfo) -> FetchError:
         phase=info.phase,
         vendor=info.vendor,
         host_state=info.host_state,
+        quarantine_id=info.quarantine_id,
     )

@@ -14,37 +14,58 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from browser_service import detect
+from browser_service import detect, quality
 from browser_service.answer import error_response, extract_response, extraction_for, fill_content
+from browser_service.breaker import BreakerConfig, Breakers, CircuitOpenRefusal
 from browser_service.cache import CacheEntry, CacheStore, DiskCacheStore, cache_key
 from browser_service.chromium import DEFAULT_USER_AGENT
 from browser_service.contract import (
     Attempt,
     Engine,
+    ErrorKind,
     ExtractRequest,
     FetchRequest,
     FetchResponse,
     Health,
     Quality,
+    QuarantineDecision,
+    QuarantineItem,
+    QuarantineList,
 )
 from browser_service.deadline import Deadline
 from browser_service.engines.base import RawPage
 from browser_service.engines.browser import BrowserEngine
 from browser_service.engines.http import HttpEngine
 from browser_service.engines.settle import init_script
-from browser_service.errors import BrowserError, FetchError, InternalError, RequestError
-from browser_service.guard import NetworkPolicy
+from browser_service.errors import (
+    BrowserError,
+    CircuitOpen,
+    FetchError,
+    HTTPStatusError,
+    InternalError,
+    Overloaded,
+    RateLimited,
+    RequestError,
+    SuspectContent,
+    UpstreamError,
+)
+from browser_service.guard import NetworkPolicy, host_key
+from browser_service.limits import HostLimits, LimitsConfig, LimitWait, RetryAfterActive
 from browser_service.pool import BrowserPool
+from browser_service.quarantine import QuarantineStore
 from browser_service.render_policy import needs_browser
+from browser_service.retry import MIN_TRY_S, RetryPolicy, with_retries
 from browser_service.settings import Settings
+from extractors import Extraction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,9 +94,31 @@ class Fetcher:
             max_bytes=self.settings.max_bytes,
             settle_cap_ms=self.settings.settle_cap_ms,
             settle_quiet_ms=self.settings.settle_quiet_ms,
+            challenge_wait_ms=self.settings.challenge_wait_ms,
         )
         self.cache: CacheStore = DiskCacheStore(
             self.settings.cache_dir, size_limit_bytes=self.settings.cache_size_mb * 2**20
+        )
+        self.quarantine = QuarantineStore(
+            self.settings.cache_dir / "quarantine", max_items=self.settings.quarantine_max_items
+        )
+        s = self.settings
+        self.retry_policy = RetryPolicy(attempts=s.retry_attempts, backoff_s=s.retry_backoff_ms / 1000)
+        self.breakers = Breakers(
+            BreakerConfig(
+                window=s.breaker_window,
+                minimum_calls=s.breaker_min_calls,
+                failure_rate=s.breaker_failure_rate,
+                open_s=s.breaker_open_s,
+                half_open_calls=s.breaker_half_open_calls,
+            )
+        )
+        self.limits = HostLimits(
+            LimitsConfig(
+                per_host_concurrency=s.host_concurrency,
+                min_interval_s=s.host_interval_ms / 1000,
+                max_retry_after_s=s.max_retry_after_s,
+            )
         )
         # Extraction is CPU work (lxml, trafilatura): off the event loop so I/O keeps flowing.
         self._cpu = ThreadPoolExecutor(max_workers=4, thread_name_prefix="extract")
@@ -93,6 +136,7 @@ class Fetcher:
         await self.pool.close()
         await self.http.aclose()
         await self.cache.aclose()
+        await self.quarantine.aclose()
         self._cpu.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> Fetcher:
@@ -156,13 +200,139 @@ class Fetcher:
             response.quality = response.quality or Quality()
             response.quality.signals.append("revalidated=304")
             return response
-        raw = await self._retrieve(request, str(request.url), deadline, attempts)
-        response, stored = await deadline.run(
-            self._run_cpu(lambda: self._respond(request, raw, trace_id, attempts)), "extract", "extracting the content"
+        url = str(request.url)
+        host = host_key(url)
+        raw = await with_retries(self.retry_policy, deadline, lambda: self._try(request, url, host, deadline, attempts))
+        accepted = await self._accepted(url)
+        baseline = _text_chars(entry.extraction) if entry is not None and entry.extraction is not None else None
+        response, stored, findings = await deadline.run(
+            self._run_cpu(lambda: self._respond(request, raw, trace_id, attempts, baseline, accepted)),
+            "extract",
+            "extracting the content",
         )
+        if findings and stored is not None:
+            return await self._suspect(request, key, response, stored, findings, baseline)
         if response.ok and stored is not None:
             await self._cache_put(key, stored)
         return response
+
+    # --- failure handling around one try ------------------------------------------------------
+
+    async def _try(
+        self, request: FetchRequest, url: str, host: str, deadline: Deadline, attempts: list[Attempt]
+    ) -> RawPage:
+        """One try at the origin, admitted by the host's breaker and politeness limits.
+
+        Its outcome is recorded on the host's breaker unless it says nothing about the host (the
+        caller's error, our own overload, a wait that did not fit).
+        """
+        try:
+            ticket = self.breakers.before(host)
+        except CircuitOpenRefusal as refusal:
+            raise CircuitOpen(
+                f"{host} is failing, so requests to it are paused: {refusal.summary}. Retry after "
+                f"{refusal.retry_after_s:.0f} s, or accept a cached copy (max_age_s).",
+                retry_after_s=refusal.retry_after_s,
+                host_state=refusal.state,
+            ) from None
+        try:
+            async with self._host_slot(host, deadline):
+                raw = await self._retrieve(request, url, deadline, attempts)
+        except BaseException as exc:
+            outcome = _breaker_outcome(exc) if isinstance(exc, FetchError) else None
+            if outcome is None:
+                self.breakers.release(host, ticket)
+            else:
+                self.breakers.record(host, outcome[0], failure=outcome[1], ticket=ticket)
+            if isinstance(exc, RateLimited | HTTPStatusError) and exc.retry_after_s and exc.phase != "queue":
+                # Honoured by the later requests to this host too, not only by this one's retry.
+                honoured = self.limits.note_retry_after(host, exc.retry_after_s)
+                self.breakers.note_throttled(host, honoured)
+            raise
+        self.breakers.record(host, "ok", failure=False, ticket=ticket)
+        return raw
+
+    @contextlib.asynccontextmanager
+    async def _host_slot(self, host: str, deadline: Deadline) -> AsyncIterator[None]:
+        """The host's politeness limits (concurrency, pacing, a Retry-After it asked for) as typed errors.
+
+        Both errors carry phase "queue": they come from our own wait, not from the host, so the
+        host's breaker does not count them.
+        """
+        slot = self.limits.slot(host, max(0.0, deadline.remaining() - MIN_TRY_S))
+        try:
+            await slot.__aenter__()
+        except RetryAfterActive as pause:
+            raise RateLimited(
+                f"{host} asked for a pause (Retry-After) that lasts {pause.retry_after_s:.0f} s more, longer "
+                "than this request's deadline allows; it was not contacted. Retry after the pause, or accept "
+                "a cached copy (max_age_s).",
+                retry_after_s=pause.retry_after_s,
+                phase="queue",
+            ) from None
+        except LimitWait as wait:
+            raise Overloaded(
+                f"Requests to {host} are limited ({wait.reason}: {self.settings.host_concurrency} at a time"
+                + (f", {self.settings.host_interval_ms} ms apart" if self.settings.host_interval_ms else "")
+                + ") and this one's turn did not come within its deadline. Retry shortly.",
+                retry_after_s=max(1.0, wait.wait_s),
+                phase="queue",
+            ) from None
+        try:
+            yield
+        except BaseException as exc:
+            if not await slot.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            await slot.__aexit__(None, None, None)
+
+    async def _accepted(self, url: str) -> frozenset[str]:
+        try:
+            return await asyncio.wait_for(self.quarantine.accepted(url), 1.0)
+        except Exception as exc:  # a broken store must not fail fetches
+            log.warning("quarantine read failed", extra={"error": repr(exc)})
+            return frozenset()
+
+    async def _suspect(
+        self,
+        request: FetchRequest,
+        key: str,
+        response: FetchResponse,
+        stored: CacheEntry,
+        findings: list[quality.Finding],
+        baseline: int | None,
+    ) -> FetchResponse:
+        """Quarantine a suspect result; answer it flagged, or fail with ``suspect_content``."""
+        detail = "; ".join(str(f) for f in findings)
+        item_id: str | None = None
+        try:
+            item = await asyncio.wait_for(
+                self.quarantine.hold(
+                    key=key,
+                    entry=stored,
+                    text=_text(stored.extraction),
+                    findings=[str(f) for f in findings],
+                    codes=[f.code for f in findings],
+                    baseline_chars=baseline,
+                ),
+                1.0,
+            )
+            item_id = item.id
+        except Exception as exc:
+            log.warning("quarantine write failed", extra={"error": repr(exc)})
+        held = f"held for review as quarantine item {item_id}" if item_id else "not kept (the quarantine store failed)"
+        if request.on_suspect == "return":
+            response.quality = response.quality or Quality()
+            response.quality.verdict = "suspect"
+            response.quality.signals.extend(f.code for f in findings)
+            response.warnings.insert(0, f"this result looks wrong ({detail}); it was not cached and is {held}")
+            return response
+        raise SuspectContent(
+            f"{response.final_url or response.url} loaded, but the result looks wrong: {detail}. It was not "
+            f"cached and is {held}. Retry later, or send on_suspect='return' to receive it flagged.",
+            status_code=response.status_code,
+            quarantine_id=item_id,
+        )
 
     # --- cache -----------------------------------------------------------------------------------
 
@@ -257,6 +427,7 @@ class Fetcher:
     ) -> FetchResponse:
         """Graceful degradation: the stored copy, flagged stale with the live error; else the error."""
         url = str(request.url)
+        self._describe_host(url, exc)
         usable = (
             entry is not None
             and request.allow_stale
@@ -278,6 +449,17 @@ class Fetcher:
         )
         return response
 
+    def _describe_host(self, url: str, exc: FetchError) -> None:
+        """Add the host's state and its compact error history to an error about it."""
+        if not isinstance(exc, UpstreamError | CircuitOpen):
+            return
+        status = self.breakers.known(host_key(url))
+        if status is None:
+            return
+        exc.host_state = exc.host_state or status.state
+        if status.failures and status.summary not in exc.message:
+            exc.message = f"{exc.message} History: {status.summary}"
+
     async def _cache_get(self, key: str, deadline: Deadline) -> CacheEntry | None:
         try:
             return await deadline.run(self.cache.get(key), "queue", "reading the cache", cap_s=1.0)
@@ -291,32 +473,25 @@ class Fetcher:
         except Exception as exc:
             log.warning("cache write failed", extra={"error": repr(exc)})
 
-    async def _retrieve(
-        self, request: FetchRequest, url: str, deadline: Deadline, attempts: list[Attempt]
-    ) -> RawPage:
+    async def _retrieve(self, request: FetchRequest, url: str, deadline: Deadline, attempts: list[Attempt]) -> RawPage:
         if request.render == "http":
             return await self._attempt("http", url, attempts, self._http(request, url, deadline))
         if request.render == "browser" or request.needs_browser():
-            return await self._browser_with_restart(request, url, deadline, attempts)
+            return await self._attempt("browser", url, attempts, self._render(request, url, deadline))
         raw = await self._attempt("http", url, attempts, self._http(request, url, deadline), judge=False)
         reason = needs_browser(raw.text or "") if raw.kind == "html" and raw.status_code < 300 else None
         if reason is None:
-            _judge(raw, attempts[-1])  # judged here, not in _attempt: a page that escalates is not judged
-            return raw
+            verdict = detect.judge(raw)
+            if verdict.challenge:
+                # The one deliberate exception to "never retry a block": a JavaScript challenge that
+                # a real browser may pass. Still challenged in the browser → the typed error.
+                reason = f"{verdict.kind} challenge ({verdict.vendor or 'unknown vendor'}): a real browser may pass it"
+            else:
+                _judge(raw, attempts[-1], verdict)  # judged here: a page that escalates is not judged
+                return raw
         attempts[-1].outcome = "escalated"
         attempts[-1].detail = reason
-        return await self._browser_with_restart(request, raw.final_url, deadline, attempts)
-
-    async def _browser_with_restart(
-        self, request: FetchRequest, url: str, deadline: Deadline, attempts: list[Attempt]
-    ) -> RawPage:
-        """The browser engine; once more on a relaunched browser if it crashed under this request."""
-        try:
-            return await self._attempt("browser", url, attempts, self._render(request, url, deadline))
-        except BrowserError as exc:
-            if not exc.retryable or deadline.remaining() < 1.0:
-                raise
-            return await self._attempt("browser", url, attempts, self._render(request, url, deadline))
+        return await self._attempt("browser", raw.final_url, attempts, self._render(request, raw.final_url, deadline))
 
     async def _attempt(
         self,
@@ -356,6 +531,7 @@ class Fetcher:
             wait_for=request.wait_for,
             wait_ms=request.wait_ms,
             screenshot="screenshot" in request.formats,
+            challenged=_is_challenge,
         )
 
     async def _run_cpu(self, fn: Callable[[], T]) -> T:
@@ -364,9 +540,15 @@ class Fetcher:
     # --- answers -------------------------------------------------------------------------------
 
     def _respond(
-        self, request: FetchRequest, raw: RawPage, trace_id: str, attempts: list[Attempt]
-    ) -> tuple[FetchResponse, CacheEntry | None]:
-        """The answer for a live page, and the cache entry to store if it is a good one."""
+        self,
+        request: FetchRequest,
+        raw: RawPage,
+        trace_id: str,
+        attempts: list[Attempt],
+        baseline: int | None = None,
+        accepted: frozenset[str] = frozenset(),
+    ) -> tuple[FetchResponse, CacheEntry | None, list[quality.Finding]]:
+        """The answer for a live page, its cache entry, and what looks wrong with it (``quality``)."""
         fetched_at = time.time()
         response = FetchResponse(
             ok=True,
@@ -404,21 +586,100 @@ class Fetcher:
             extraction=extraction,
             extracted=sorted(formats or ()),
         )
-        return response, entry
+        findings: list[quality.Finding] = []
+        if extraction is not None:
+            findings = quality.assess(
+                body, _text(extraction), main_content=request.main_content, baseline_chars=baseline, accepted=accepted
+            )
+        return response, entry, findings
 
     def extract(self, request: ExtractRequest) -> FetchResponse:
         return extract_response(request)
 
+    # --- quarantine -----------------------------------------------------------------------------
+
+    async def quarantined(self, limit: int = 100) -> QuarantineList:
+        items, total = await self.quarantine.newest(limit=limit)
+        return QuarantineList(items=items, total=total)
+
+    async def quarantined_item(self, item_id: str) -> QuarantineItem | None:
+        held = await self.quarantine.get(item_id)
+        return held.item if held is not None else None
+
+    async def approve(self, item_id: str) -> QuarantineDecision | None:
+        """Store the held result as the good copy and stop holding its findings against the URL."""
+        held = await self.quarantine.take(item_id)
+        if held is None:
+            return None
+        await self.cache.put(held.key, held.entry)
+        accepted = await self.quarantine.accept(held.item.url, held.codes)
+        return QuarantineDecision(id=item_id, decision="approved", url=held.item.url, accepted=accepted)
+
+    async def reject(self, item_id: str) -> QuarantineDecision | None:
+        held = await self.quarantine.take(item_id)
+        if held is None:
+            return None
+        return QuarantineDecision(id=item_id, decision="rejected", url=held.item.url)
+
     # --- health --------------------------------------------------------------------------------
 
-    def health(self) -> Health:
+    async def health(self) -> Health:
         pool = self.pool.health()
+        quarantined: int | None = None
+        with contextlib.suppress(Exception):  # a health check reports; it does not fail on a slow disk
+            quarantined = await asyncio.wait_for(self.quarantine.count(), 1.0)
         return Health(
             status=pool.state,
             uptime_s=round(time.monotonic() - self._started, 1),
             pool=pool,
             cache=self.cache.health(),
+            hosts=[h for h in self.breakers.hosts() if h.state != "available"][:100],
+            quarantined=quarantined,
         )
+
+
+#: Failures that say a host is unwell: they count toward its circuit breaker. Other answers from the
+#: origin (not_found, a login wall, an empty page …) show that it is up and serving.
+_HOST_FAILURES = frozenset(
+    {
+        ErrorKind.DNS_ERROR,
+        ErrorKind.CONNECTION_ERROR,
+        ErrorKind.TLS_ERROR,
+        ErrorKind.TIMEOUT,
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.BLOCKED,
+        ErrorKind.CAPTCHA,
+    }
+)
+
+
+def _breaker_outcome(exc: FetchError) -> tuple[str, bool] | None:
+    """(label, counts as failure) for the host's breaker; None when the error says nothing about it.
+
+    The caller's errors and our own (overload, browser trouble, a wait in our queue) are not the
+    host's fault and are not recorded at all.
+    """
+    if not isinstance(exc, UpstreamError) or exc.phase == "queue":
+        return None
+    if isinstance(exc, HTTPStatusError):
+        return f"http_error {exc.status_code}", (exc.status_code or 0) >= 500
+    label = f"{exc.kind.value} ({exc.vendor})" if exc.vendor else exc.kind.value
+    return label, exc.kind in _HOST_FAILURES
+
+
+def _text(extraction: Extraction | None) -> str:
+    """The extraction's text as the quality checks measure it."""
+    if extraction is None:
+        return ""
+    return extraction.text or extraction.markdown or extraction.html
+
+
+def _text_chars(extraction: Extraction) -> int:
+    return len(" ".join(_text(extraction).split()))
+
+
+def _is_challenge(raw: RawPage) -> bool:
+    return detect.judge(raw).challenge
 
 
 def _record_failure(attempt: Attempt, exc: FetchError) -> None:
@@ -427,13 +688,13 @@ def _record_failure(attempt: Attempt, exc: FetchError) -> None:
     attempt.status_code = attempt.status_code or exc.status_code
 
 
-def _judge(raw: RawPage, attempt: Attempt) -> None:
+def _judge(raw: RawPage, attempt: Attempt, verdict: detect.Verdict | None = None) -> None:
     """Classify the page (``detect``) and record a failing verdict on the attempt that fetched it."""
-    try:
-        detect.classify(raw)
-    except FetchError as exc:
-        _record_failure(attempt, exc)
-        raise
+    verdict = verdict or detect.judge(raw)
+    error = verdict.error(raw)
+    if error is not None:
+        _record_failure(attempt, error)
+        raise error
 
 
 def _warm_up() -> FetchResponse:

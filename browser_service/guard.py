@@ -60,6 +60,15 @@ def normalize_url(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
+def host_key(url: str) -> str:
+    """The host a URL's traffic goes to, as breakers and politeness count it: ``host[:port]``.
+
+    The port is kept when it is not the scheme's default, since two services on one address fail
+    independently.
+    """
+    return urlsplit(normalize_url(url)).netloc
+
+
 def _idna(host: str) -> str:
     try:
         return host.encode("idna").decode("ascii").lower()

@@ -51,8 +51,12 @@ class Settings(BaseSettings):
     max_timeout_ms: int = Field(300_000, ge=1_000, description="Upper bound for a request's timeout_ms.")
     max_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest response body accepted.")
     max_redirects: int = Field(10, ge=0, le=50)
-    settle_cap_ms: int = Field(
-        5_000, ge=0, description="Longest the default 'wait until the DOM settles' may wait."
+    settle_cap_ms: int = Field(5_000, ge=0, description="Longest the default 'wait until the DOM settles' may wait.")
+    challenge_wait_ms: int = Field(
+        12_000,
+        ge=0,
+        le=120_000,
+        description="Longest wait for a JavaScript challenge to pass by itself in the browser (Cloudflare's: ~5 s).",
     )
     settle_quiet_ms: int = Field(
         40, ge=0, description="DOM quiet time (no mutations, no pending requests) that counts as settled."
@@ -63,6 +67,25 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Exceptions to the network policy: CIDRs (127.0.0.0/8) or host:port (127.0.0.1:8123).",
     )
+
+    # --- failure handling ------------------------------------------------------------------
+    retry_attempts: int = Field(
+        3, ge=1, le=10, description="Tries per fetch for retryable failures, the first included."
+    )
+    retry_backoff_ms: int = Field(
+        250, ge=0, le=60_000, description="First retry's wait bound; doubles per retry, full jitter, capped at 4 s."
+    )
+    breaker_window: int = Field(20, ge=1, le=1_000, description="Calls per host the circuit breaker looks back on.")
+    breaker_min_calls: int = Field(5, ge=1, le=1_000, description="Calls in the window before the breaker judges.")
+    breaker_failure_rate: float = Field(0.5, gt=0, le=1, description="Failure share that opens a host's circuit.")
+    breaker_open_s: float = Field(30.0, gt=0, le=86_400, description="How long an open circuit fails fast.")
+    breaker_half_open_calls: int = Field(2, ge=1, le=100, description="Trial calls that decide a half-open circuit.")
+    host_concurrency: int = Field(4, ge=1, le=1_000, description="Concurrent fetches to one host.")
+    host_interval_ms: int = Field(0, ge=0, le=600_000, description="Minimum gap between request starts to one host.")
+    max_retry_after_s: int = Field(
+        3600, ge=0, description="Longest Retry-After honoured: later requests to the host wait or fail fast until then."
+    )
+    quarantine_max_items: int = Field(1_000, ge=1, description="Suspect results kept for review; oldest go first.")
 
     # --- state -----------------------------------------------------------------------------
     cache_dir: Path = Field(Path(".cache/browser-service"), description="Embedded cache location.")

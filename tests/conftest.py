@@ -26,6 +26,11 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
         "queue_size": 8,
         "cache_dir": tmp / "cache",
         "settle_cap_ms": 4000,
+        # Tests share one fixture host; a breaker that opened in one test would fail the next.
+        # The breaker tests set their own thresholds (tests/integration/test_failures.py).
+        "breaker_window": 1000,
+        "breaker_min_calls": 1000,
+        "retry_backoff_ms": 20,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -68,8 +68,13 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def send(self, status: int, body: bytes | str, content_type: str = "text/html; charset=utf-8",
-             headers: dict[str, str] | None = None) -> None:
+    def send(
+        self,
+        status: int,
+        body: bytes | str,
+        content_type: str = "text/html; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.send_response(status)
         if content_type:
@@ -179,8 +184,11 @@ def _gzip_page(h: Handler) -> None:
 
 def _echo(h: Handler) -> None:
     rows = "".join(f"<li>{k}: {v}</li>" for k, v in h.headers.items())
-    h.send(200, f"<html><head><title>Echo</title></head><body><h1>Request headers</h1><ul>{rows}</ul>"
-                f"<p>This page lists the headers the server received for the test to check.</p></body></html>")
+    h.send(
+        200,
+        f"<html><head><title>Echo</title></head><body><h1>Request headers</h1><ul>{rows}</ul>"
+        f"<p>This page lists the headers the server received for the test to check.</p></body></html>",
+    )
 
 
 def _flaky(h: Handler) -> None:
@@ -199,7 +207,52 @@ def _etag(h: Handler) -> None:
         h.send(200, (PAGES / "article.html").read_bytes(), headers={"ETag": '"v1"'})
 
 
+def _fail_then_ok(h: Handler) -> None:
+    """503 for the first ``n`` requests of series ``id``, then the article: a recovering origin."""
+    series = h.query.get("id", "")
+    with h.server._lock:
+        h.server.series[series] += 1
+        seen = h.server.series[series]
+    if seen <= int(h.query.get("n", "2")):
+        h.send(503, "<html><body>Service temporarily unavailable</body></html>")
+    else:
+        h.page("article.html")
+
+
+def _rate_limited(h: Handler) -> None:
+    h.send(429, "<html><body>Too many requests</body></html>", headers={"Retry-After": h.query.get("after", "2")})
+
+
+def _challenge(h: Handler) -> None:
+    """A Cloudflare-style JavaScript challenge. With ``pass=1`` its script sets the clearance cookie
+    and reloads, as the real one does once the browser passed; with the cookie, the article."""
+    if "cf_clearance=fixture-pass" in (h.headers.get("Cookie") or ""):
+        return h.page("article.html")
+    h.send(
+        403,
+        (PAGES / "challenge.html").read_bytes(),
+        headers={"cf-mitigated": "challenge", "Server": "cloudflare", "cf-ray": "8a1b2c3d4e5f6a7b-AMS"},
+    )
+
+
+def _shrinking(h: Handler) -> None:
+    """The long article — or, once the test sets ``server.shrunk``, a fragment of it."""
+    if h.server.shrunk.is_set():
+        h.send(
+            200,
+            "<!doctype html><html><head><title>A Very Long Article</title></head><body><main><article>"
+            "<h1>A Very Long Article</h1><p>Paragraph 1 of the long article. It tells part 1 of the "
+            "story in a few sentences.</p></article></main></body></html>",
+        )
+    else:
+        h.send(200, long_article())
+
+
 ROUTES: dict[str, Callable[[Handler], None]] = {
+    "/fail-then-ok": _fail_then_ok,
+    "/rate-limited": _rate_limited,
+    "/challenge": _challenge,
+    "/shrinking": _shrinking,
     "/flaky": _flaky,
     "/etag": _etag,
     "/js-article": _js_article,
@@ -212,27 +265,29 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/huge": _huge,
     "/huge-chunked": _huge_chunked,
     "/long": lambda h: h.send(200, long_article()),
-    "/cached.js": lambda h: h.send(200, "window.cachedScript = true;", "application/javascript",
-                                   headers={"Cache-Control": "public, max-age=3600"}),
+    "/cached.js": lambda h: h.send(
+        200, "window.cachedScript = true;", "application/javascript", headers={"Cache-Control": "public, max-age=3600"}
+    ),
     "/gzip": _gzip_page,
     "/echo-headers": _echo,
     "/error": lambda h: h.send(500, "<html><body><h1>Internal Server Error</h1></body></html>"),
-    "/unavailable": lambda h: h.send(503, "<html><body>Down for maintenance</body></html>",
-                                     headers={"Retry-After": "7"}),
+    "/unavailable": lambda h: h.send(
+        503, "<html><body>Down for maintenance</body></html>", headers={"Retry-After": "7"}
+    ),
     "/gone": lambda h: h.send(410, "<html><body>Gone</body></html>"),
-    "/data.json": lambda h: h.send(200, json.dumps({"name": "widget", "price": 9.5, "tags": ["a", "b"]}),
-                                   "application/json"),
+    "/data.json": lambda h: h.send(
+        200, json.dumps({"name": "widget", "price": 9.5, "tags": ["a", "b"]}), "application/json"
+    ),
     "/notes.txt": lambda h: h.send(200, "Plain text notes.\nSecond line: ünïcödé.\n", "text/plain; charset=utf-8"),
     "/doc.pdf": lambda h: h.send(200, PDF, "application/pdf"),
     "/image.png": lambda h: h.send(200, PNG, "image/png"),
     "/octet": lambda h: h.send(200, PNG, ""),
     "/empty": lambda h: h.send(200, "<html><head><title></title></head><body></body></html>"),
     "/latin1-as-utf8": lambda h: h.send(
-        200, (PAGES / "encoding.html").read_text().encode("cp1252"), "text/html; charset=utf-8"),
-    "/utf8-as-latin1": lambda h: h.send(
-        200, (PAGES / "encoding.html").read_bytes(), "text/html; charset=iso-8859-1"),
-    "/meta-charset": lambda h: h.send(
-        200, (PAGES / "cyrillic.html").read_text().encode("windows-1251"), "text/html"),
+        200, (PAGES / "encoding.html").read_text().encode("cp1252"), "text/html; charset=utf-8"
+    ),
+    "/utf8-as-latin1": lambda h: h.send(200, (PAGES / "encoding.html").read_bytes(), "text/html; charset=iso-8859-1"),
+    "/meta-charset": lambda h: h.send(200, (PAGES / "cyrillic.html").read_text().encode("windows-1251"), "text/html"),
     "/broken-utf8": lambda h: h.send(
         200,
         (PAGES / "encoding.html").read_bytes().replace(b"caf\xc3\xa9", b"caf\xc3\x28"),
@@ -249,7 +304,10 @@ class FixtureServer(ThreadingHTTPServer):
         super().__init__((host, port), Handler)
         self.stop = threading.Event()  # wakes sleeping handlers at shutdown
         self.failing = threading.Event()  # /flaky answers 503 while set
+        self.shrunk = threading.Event()  # /shrinking answers a fragment while set
         self.hits: collections.Counter[str] = collections.Counter()
+        self.hit_times: collections.defaultdict[str, list[float]] = collections.defaultdict(list)
+        self.series: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, name="fixture-site", daemon=True)
 
@@ -264,6 +322,7 @@ class FixtureServer(ThreadingHTTPServer):
     def count(self, path: str) -> None:
         with self._lock:
             self.hits[path] += 1
+            self.hit_times[path].append(time.monotonic())
 
     def start(self) -> FixtureServer:
         self._thread.start()

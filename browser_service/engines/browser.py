@@ -8,11 +8,11 @@ Playwright calls such as ``page.content()`` and ``page.evaluate()`` have no time
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page, Response
+from playwright.async_api import Frame, Page, Response
 
 from browser_service.contract import Phase, WaitUntil
 from browser_service.deadline import Deadline
@@ -33,6 +33,9 @@ from browser_service.errors import (
 from browser_service.guard import NetworkPolicy
 from browser_service.pool import BrowserPool, Lease
 
+#: Navigations a page may start by itself while being read before we give up on it.
+MAX_SELF_NAVIGATIONS = 3
+
 
 class BrowserEngine:
     def __init__(
@@ -43,12 +46,14 @@ class BrowserEngine:
         max_bytes: int,
         settle_cap_ms: int,
         settle_quiet_ms: int,
+        challenge_wait_ms: int = 12_000,
     ) -> None:
         self._pool = pool
         self._policy = policy
         self._max_bytes = max_bytes
         self._settle_cap_s = settle_cap_ms / 1000
         self._settle_quiet_ms = settle_quiet_ms
+        self._challenge_wait_s = challenge_wait_ms / 1000
 
     async def fetch(
         self,
@@ -61,12 +66,15 @@ class BrowserEngine:
         wait_for: str | None = None,
         wait_ms: int = 0,
         screenshot: bool = False,
+        challenged: Callable[[RawPage], bool] | None = None,
     ) -> RawPage:
+        """Render ``url``. ``challenged(page)`` says whether a page is a JavaScript challenge (``detect``
+        decides; the engine does not judge content): such a page gets time to pass and navigate on."""
         target = await self._policy.check(url, deadline)
         async with self._pool.lease(deadline) as lease:
             try:
                 return await self._render(
-                    lease, target.url, deadline, headers, cookies, wait_until, wait_for, wait_ms, screenshot
+                    lease, target.url, deadline, headers, cookies, wait_until, wait_for, wait_ms, screenshot, challenged
                 )
             except PlaywrightError as exc:
                 if not lease.browser_alive():
@@ -86,15 +94,14 @@ class BrowserEngine:
         wait_for: str | None,
         wait_ms: int,
         screenshot: bool,
+        challenged: Callable[[RawPage], bool] | None,
     ) -> RawPage:
         page = lease.page
         if headers:
             await deadline.run(page.set_extra_http_headers(dict(headers)), "navigation")
         if cookies:
             await deadline.run(
-                lease.context.add_cookies(
-                    [{"name": k, "value": v, "url": url} for k, v in cookies.items()]
-                ),
+                lease.context.add_cookies([{"name": k, "value": v, "url": url} for k, v in cookies.items()]),
                 "navigation",
             )
         main_responses: list[Response] = []
@@ -103,11 +110,92 @@ class BrowserEngine:
             if response.request.is_navigation_request():
                 main_responses.append(response)
 
+        navigated = asyncio.Event()
+
+        def on_navigated(frame: Frame) -> None:
+            if frame == page.main_frame:
+                navigated.set()
+
         page.on("response", on_response)
         try:
             response = await self._goto(page, url, deadline, wait_until or "load", main_responses)
+            page.on("framenavigated", on_navigated)  # from here on: navigations the page starts itself
+            raw = await self._read_through_navigations(
+                page,
+                url,
+                deadline,
+                main_responses,
+                response,
+                wait_until,
+                wait_for,
+                wait_ms,
+                screenshot and challenged is None,
+            )
+            if challenged is not None and raw.kind == "html":
+                if challenged(raw) and await self._outlast_challenge(page, deadline, navigated):
+                    passed = main_responses[-1] if main_responses else None
+                    raw = await self._read_through_navigations(
+                        page, url, deadline, main_responses, passed, None, None, 0, False
+                    )
+                    raw.warnings.append("passed a JavaScript challenge in the browser")
+                if screenshot:
+                    raw.screenshot = await deadline.run(page.screenshot(type="png", timeout=0), "screenshot")
+            return raw
         finally:
-            page.remove_listener("response", on_response)  # the page outlives this lease
+            # The page outlives this lease.
+            page.remove_listener("response", on_response)
+            page.remove_listener("framenavigated", on_navigated)
+
+    async def _read_through_navigations(
+        self,
+        page: Page,
+        url: str,
+        deadline: Deadline,
+        main_responses: list[Response],
+        response: Response | None,
+        wait_until: WaitUntil | None,
+        wait_for: str | None,
+        wait_ms: int,
+        screenshot: bool,
+    ) -> RawPage:
+        """``_read``, again on the new document when the page navigates itself meanwhile (a script
+        redirect, a challenge that passed): reading a document that is being replaced fails."""
+        for _ in range(MAX_SELF_NAVIGATIONS):
+            try:
+                return await self._read(page, url, deadline, response, wait_until, wait_for, wait_ms, screenshot)
+            except PlaywrightError as exc:
+                if "context was destroyed" not in exc.message:
+                    raise
+            await deadline.run(page.wait_for_load_state("load", timeout=0), "navigation", "after the page navigated")
+            response = main_responses[-1] if main_responses else response
+        raise BrowserError(
+            f"{page.url} kept navigating ({MAX_SELF_NAVIGATIONS} times) while being read; it may be a redirect loop."
+        )
+
+    async def _outlast_challenge(self, page: Page, deadline: Deadline, navigated: asyncio.Event) -> bool:
+        """Wait (bounded) for a challenge page to navigate to the real page, as it does once passed."""
+        cap_s = min(self._challenge_wait_s, deadline.remaining() - 1.0)
+        if cap_s <= 0:
+            return False
+        try:
+            await deadline.run(navigated.wait(), "render", "waiting for the challenge to pass", cap_s=cap_s)
+            await deadline.run(page.wait_for_load_state("load", timeout=0), "navigation", "after the challenge")
+        except TimeoutError:
+            return False
+        return True
+
+    async def _read(
+        self,
+        page: Page,
+        url: str,
+        deadline: Deadline,
+        response: Response | None,
+        wait_until: WaitUntil | None,
+        wait_for: str | None,
+        wait_ms: int,
+        screenshot: bool,
+    ) -> RawPage:
+        """The page as it is once the waits asked for are over (or, for non-HTML, the bytes as sent)."""
         status = response.status if response else 200
         raw_headers = await deadline.run(response.all_headers(), "navigation") if response else {}
         mime = mime_type(raw_headers.get("content-type"))
@@ -155,8 +243,7 @@ class BrowserEngine:
         html, title = str(snapshot.get("html") or ""), snapshot.get("title")
         if len(html) > self._max_bytes:
             raise TooLarge(
-                f"The rendered page is larger than the limit of {self._max_bytes:,} bytes "
-                "(BROWSER_SERVICE_MAX_BYTES)."
+                f"The rendered page is larger than the limit of {self._max_bytes:,} bytes (BROWSER_SERVICE_MAX_BYTES)."
             )
         shot = None
         if screenshot:
@@ -276,5 +363,4 @@ def _crashed(exc: PlaywrightError) -> BrowserError:
 
 def _first_line(exc: BaseException) -> str:
     text = getattr(exc, "message", None) or str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
-
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__

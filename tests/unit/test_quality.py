@@ -1,0 +1,58 @@
+"""The quarantine checks on finished extractions: each finding fires exactly when it should."""
+
+from __future__ import annotations
+
+from browser_service import quality
+
+ARTICLE = "<p>" + "A sentence of the article that a reader came for. " * 40 + "</p>"
+
+
+def page(body: str, padding: int = 0) -> str:
+    script = f"<script>var pad = '{'x' * padding}';</script>" if padding else ""
+    return f"<html><head><title>T</title>{script}</head><body>{body}</body></html>"
+
+
+def codes(findings: list[quality.Finding]) -> list[str]:
+    return [f.code for f in findings]
+
+
+def test_a_normal_page_has_no_findings() -> None:
+    html = page(f"<nav><a href='/'>Home</a></nav><article>{ARTICLE}</article>")
+    assert quality.assess(html, ARTICLE[3:-4], main_content=True, baseline_chars=2000) == []
+
+
+def test_thin_text_on_a_heavy_page() -> None:
+    html = page("<div id='app'>Loading…</div>", padding=30_000)
+    findings = quality.assess(html, "Loading…", main_content=True)
+    assert codes(findings) == ["thin"]
+    assert str(findings[0]) == "thin: 8 characters of text on a 29 KB page"
+    assert quality.assess(page("<p>Short note.</p>"), "Short note.", main_content=True) == []  # a light page
+
+
+def test_shrunk_against_the_last_good_copy() -> None:
+    html = page("<p>" + "word " * 100 + "</p>")
+    text = "word " * 100
+    assert codes(quality.assess(html, text, main_content=True, baseline_chars=2000)) == ["shrunk"]
+    assert quality.assess(html, text, main_content=True, baseline_chars=1600) == []  # 499 of 1600 ≥ 30 %
+    assert quality.assess(html, text, main_content=True, baseline_chars=400) == []  # baseline too small to judge
+
+
+def test_lost_text_depends_on_what_was_asked() -> None:
+    html = page("<p>" + "visible words here " * 500 + "</p>")  # 9,499 visible characters
+    assert codes(quality.assess(html, "x" * 150, main_content=True)) == ["lost_text"]
+    assert quality.assess(html, "x" * 200, main_content=True) == []  # 2.1 %: a main part of a big page
+    assert codes(quality.assess(html, "x" * 2000, main_content=False)) == ["lost_text"]  # the whole page: < 30 %
+
+
+def test_block_markers_inside_an_ok_page() -> None:
+    html = page(f"<article>{ARTICLE}</article><iframe src='/_Incapsula_Resource?CWUDNSAI=22'></iframe>")
+    findings = quality.assess(html, ARTICLE, main_content=True)
+    assert codes(findings) == ["block_markers"]
+
+
+def test_accepted_codes_are_not_held_against_the_url() -> None:
+    html = page("<p>" + "word " * 100 + "</p>")
+    assert (
+        quality.assess(html, "word " * 100, main_content=True, baseline_chars=5000, accepted=frozenset({"shrunk"}))
+        == []
+    )
