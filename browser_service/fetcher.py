@@ -457,7 +457,8 @@ class Fetcher:
         if status is None:
             return
         exc.host_state = exc.host_state or status.state
-        if status.failures and status.summary not in exc.message:
+        # A circuit_open message already tells the history (written when the call was refused).
+        if status.failures and not isinstance(exc, CircuitOpen):
             exc.message = f"{exc.message} History: {status.summary}"
 
     async def _cache_get(self, key: str, deadline: Deadline) -> CacheEntry | None:
