@@ -230,6 +230,9 @@ async def run_service(
         settings = Settings(
             allow=["127.0.0.0/8"],
             pool_size=max(slots, concurrency),
+            # Every bench page is on one local host: the per-host politeness limit (4 by default)
+            # would hold the service below the baselines' concurrency, which have no such limit.
+            host_concurrency=max(slots, concurrency),
             queue_size=1000,
             recycle_after=100_000,
             chromium_path=executable,
