@@ -188,6 +188,13 @@ class FetchRequest(ExtractOptions):
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (e.g. Accept-Language).")
     cookies: dict[str, str] = Field(default_factory=dict, description="Cookies sent to the URL's host: {name: value}.")
+    respect_robots: bool | None = Field(
+        None,
+        description=(
+            "Obey the site's robots.txt (refused: robots_disallowed). Default: the service's setting "
+            "(BROWSER_SERVICE_RESPECT_ROBOTS, off unless the operator turned it on)."
+        ),
+    )
     on_suspect: OnSuspect = Field(
         "error",
         description=(

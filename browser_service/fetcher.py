@@ -64,6 +64,7 @@ from browser_service.pool import BrowserPool
 from browser_service.quarantine import QuarantineStore
 from browser_service.render_policy import needs_browser
 from browser_service.retry import MIN_TRY_S, RetryPolicy, with_retries
+from browser_service.robots import RobotsRules
 from browser_service.settings import Settings
 from extractors import Extraction
 
@@ -99,6 +100,7 @@ class Fetcher:
         self.cache: CacheStore = DiskCacheStore(
             self.settings.cache_dir, size_limit_bytes=self.settings.cache_size_mb * 2**20
         )
+        self.robots = RobotsRules(self.http)
         self.quarantine = QuarantineStore(
             self.settings.cache_dir / "quarantine", max_items=self.settings.quarantine_max_items
         )
@@ -202,6 +204,8 @@ class Fetcher:
             return response
         url = str(request.url)
         host = host_key(url)
+        if self.settings.respect_robots if request.respect_robots is None else request.respect_robots:
+            await self.robots.check(url, deadline)
         raw = await with_retries(self.retry_policy, deadline, lambda: self._try(request, url, host, deadline, attempts))
         accepted = await self._accepted(url)
         baseline = _text_chars(entry.extraction) if entry is not None and entry.extraction is not None else None

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     max_retry_after_s: int = Field(
         3600, ge=0, description="Longest Retry-After honoured: later requests to the host wait or fail fast until then."
     )
+    respect_robots: bool = Field(
+        False,
+        description=(
+            "Default of a request's respect_robots: obey robots.txt. Off by default: a fetch on an agent's "
+            "request is a user agent's visit, not a crawl; turn it on for crawling workloads."
+        ),
+    )
     quarantine_max_items: int = Field(1_000, ge=1, description="Suspect results kept for review; oldest go first.")
 
     # --- state -----------------------------------------------------------------------------

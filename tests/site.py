@@ -248,7 +248,16 @@ def _shrinking(h: Handler) -> None:
         h.send(200, long_article())
 
 
+def _robots(h: Handler) -> None:
+    """The test's robots.txt (``server.robots``); none published (404) while it is None."""
+    if h.server.robots is None:
+        return h.page("404.html", 404)
+    status, text = h.server.robots
+    h.send(status, text, "text/plain; charset=utf-8")
+
+
 ROUTES: dict[str, Callable[[Handler], None]] = {
+    "/robots.txt": _robots,
     "/fail-then-ok": _fail_then_ok,
     "/rate-limited": _rate_limited,
     "/challenge": _challenge,
@@ -305,6 +314,7 @@ class FixtureServer(ThreadingHTTPServer):
         self.stop = threading.Event()  # wakes sleeping handlers at shutdown
         self.failing = threading.Event()  # /flaky answers 503 while set
         self.shrunk = threading.Event()  # /shrinking answers a fragment while set
+        self.robots: tuple[int, str] | None = None  # /robots.txt: (status, text)
         self.hits: collections.Counter[str] = collections.Counter()
         self.hit_times: collections.defaultdict[str, list[float]] = collections.defaultdict(list)
         self.series: collections.Counter[str] = collections.Counter()

@@ -316,3 +316,33 @@ async def test_hosts_and_quarantine_over_the_api(tmp_path: Path, origin: Fixture
         assert [h.host for h in (HostStatus.model_validate(h) for h in (await client.get("/v1/hosts")).json())] == [
             host
         ]
+
+
+# --- robots.txt ------------------------------------------------------------------------------------
+
+ROBOTS = "User-agent: *\nDisallow: /private\n\nUser-agent: browser-service\nDisallow: /members\nAllow: /members/open\n"
+
+
+async def test_robots_txt_is_obeyed_when_asked(service: Fetcher, origin: FixtureServer) -> None:
+    origin.robots = (200, ROBOTS)
+    refused = await fetch(service, origin.url("/members/article.html"), respect_robots=True)
+    assert error_kind(refused) == "robots_disallowed" and refused.error is not None
+    assert not refused.error.retryable and "/robots.txt disallows /members/article.html" in refused.error.message
+    assert origin.hits["/members/article.html"] == 0 and refused.attempts == []
+    assert (await fetch(service, origin.url("/article.html"), respect_robots=True)).ok  # our group wins over *
+    assert error_kind(await fetch(service, origin.url("/private"), respect_robots=True)) == "not_found"
+    assert origin.hits["/robots.txt"] == 1  # read once per origin
+
+
+async def test_robots_txt_is_not_consulted_by_default(service: Fetcher, origin: FixtureServer) -> None:
+    origin.robots = (200, "User-agent: *\nDisallow: /\n")
+    assert (await fetch(service, origin.url("/article.html"))).ok
+    assert origin.hits["/robots.txt"] == 0
+
+
+@pytest.mark.parametrize("robots", [None, (500, "oops"), (200, "")])
+async def test_missing_or_broken_robots_txt_allows(
+    service: Fetcher, origin: FixtureServer, robots: tuple[int, str] | None
+) -> None:
+    origin.robots = robots
+    assert (await fetch(service, origin.url("/article.html"), respect_robots=True)).ok
