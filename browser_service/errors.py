@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from browser_service.contract import ErrorInfo, ErrorKind, HostState, Phase
+from browser_service.contract import ErrorInfo, ErrorKind, FetchResponse, HostState, Phase
 
 
 class FetchError(Exception):
@@ -66,6 +66,8 @@ class FetchError(Exception):
         self.vendor = vendor
         self.host_state = host_state
         self.quarantine_id = quarantine_id
+        #: The whole answer, when a client rebuilt this error from one (``client.py``).
+        self.response: FetchResponse | None = None
 
     def info(self) -> ErrorInfo:
         return ErrorInfo(
