@@ -134,6 +134,8 @@ class Fetcher:
             await asyncio.gather(self.pool.start(), self._run_cpu(_warm_up))
 
     async def close(self) -> None:
+        if self._closed:  # idempotent: an adapter's shutdown may run after an explicit close
+            return
         self._closed = True
         await self.pool.close()
         await self.http.aclose()

@@ -26,6 +26,9 @@ _PARSER = lxml.html.HTMLParser(
 )
 
 _WS = re.compile(r"\s+")
+# Inline base64 payloads (images, fonts) carry no text; a large one would also make the page
+# overrun MAX_HTML_CHARS mid-attribute and cost libxml2 its text-node limit, losing the content.
+_DATA_URI = re.compile(r"data:[\w/+.-]*;base64,[A-Za-z0-9+/=\s]{1000,}")
 # An XML declaration naming another encoding would make libxml2 re-decode our UTF-8 bytes.
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*>", re.I)
 
@@ -39,6 +42,8 @@ def parse_html(html: str) -> HtmlElement | None:
     if not html or not html.strip():
         return None
     # NUL truncates text in libxml2; browsers drop it too.
+    if "base64," in html:
+        html = _DATA_URI.sub("data:,", html)
     text = _XML_DECL.sub("", html[:MAX_HTML_CHARS], count=1).replace("\x00", "")
     data = text.encode("utf-8", errors="replace")
     try:
