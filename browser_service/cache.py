@@ -119,5 +119,8 @@ class DiskCacheStore:
         )
 
     async def aclose(self) -> None:
+        # diskcache keeps one SQLite connection per thread: the I/O thread's, and the one opened in
+        # this thread by the constructor and health(). Both must be closed or their files stay open.
         await self._run(self._cache.close)
+        self._cache.close()
         self._io.shutdown(wait=False)

@@ -136,4 +136,5 @@ class QuarantineStore:
             self._accepted.cache.close()
 
         await self._run(close)
+        close()  # diskcache's connections are per thread: this thread's (opened by the constructor) too
         self._io.shutdown(wait=False)
