@@ -3,7 +3,8 @@
 Thin on purpose. What it adds over the fetcher is HTTP itself: the status code of each error kind
 (``errors.py``), ``Retry-After``, answering invalid input with the same ``FetchResponse`` shape
 (``invalid_request``, 422, naming the field) instead of FastAPI's default body, API keys, and
-cancelling a fetch whose client went away so its browser slot is freed at once.
+cancelling a fetch whose client went away so its browser slot is freed at once. ``/mcp`` mounts
+the MCP server (``mcp_server.py``) on the same Fetcher, behind the same API keys.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from browser_service.contract import (
     API_VERSION,
@@ -38,6 +42,7 @@ from browser_service.contract import (
 )
 from browser_service.errors import ERROR_CLASSES
 from browser_service.fetcher import Fetcher
+from browser_service.mcp_server import StreamableHTTP
 from browser_service.settings import Settings
 from browser_service.tools import tool_definitions
 
@@ -54,6 +59,34 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (504, "timeout (with the phase)"),
     )
 }
+
+
+_KEY_REQUIRED = "A valid API key is required: Authorization: Bearer <key>."
+
+
+def _authorized(settings: Settings, authorization: str) -> bool:
+    """No keys configured, or a ``Bearer`` one of them (the same check for /v1 and /mcp)."""
+    if not settings.api_keys:
+        return True
+    scheme, _, token = authorization.partition(" ")
+    # Compare against every key in constant time so timing reveals neither a key nor which matched.
+    valid = [hmac.compare_digest(token.encode(), key.encode()) for key in settings.api_keys]
+    return scheme.lower() == "bearer" and any(valid)
+
+
+class _RequireKey:
+    """ASGI wrapper: the API-key check of the /v1 routes, for an app mounted beside them (/mcp)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _authorized(self.settings, Headers(scope=scope).get("authorization", "")):
+            refused = JSONResponse({"detail": _KEY_REQUIRED}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def http_status(response: FetchResponse) -> int:
@@ -117,24 +150,20 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None
 def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None) -> FastAPI:
     settings = settings or Settings()
     service = fetcher or Fetcher(settings)
+    mcp = StreamableHTTP(service, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start(launch_browser=settings.prelaunch)
         try:
-            yield
+            async with mcp.run():  # MCP sessions end before the Fetcher closes
+                yield
         finally:
             await service.close()
 
     def require_key(request: Request) -> None:
-        if not settings.api_keys:
-            return
-        supplied = request.headers.get("authorization", "")
-        scheme, _, token = supplied.partition(" ")
-        # Compare against every key in constant time so timing reveals neither a key nor which matched.
-        valid = [hmac.compare_digest(token.encode(), key.encode()) for key in settings.api_keys]
-        if scheme.lower() != "bearer" or not any(valid):
-            raise StarletteHTTPException(401, "A valid API key is required: Authorization: Bearer <key>.")
+        if not _authorized(settings, request.headers.get("authorization", "")):
+            raise StarletteHTTPException(401, _KEY_REQUIRED)
 
     app = FastAPI(
         title="browser-service",
@@ -144,6 +173,8 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
     )
     app.state.fetcher = service
     auth = [Depends(require_key)]
+    # MCP over streamable HTTP (browser_service/mcp_server.py): the same Fetcher and the same keys.
+    app.router.routes.append(Route("/mcp", endpoint=_RequireKey(mcp, settings), name="mcp"))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -155,6 +186,9 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and request.url.path in ("/v1/fetch", "/v1/extract"):
+            # A body FastAPI cannot even parse (not UTF-8, not JSON) still gets the contract's answer.
+            return _invalid("", f"Invalid request: {exc.detail} (send a JSON object of the request's fields).")
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 

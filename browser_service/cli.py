@@ -1,4 +1,4 @@
-"""The command line: ``serve``, ``fetch`` and ``extract`` — thin adapters over the Fetcher.
+"""The command line: ``serve``, ``fetch``, ``extract`` and ``mcp`` — thin adapters over the Fetcher.
 
 ``fetch`` and ``extract`` run in-process (no server needed). They print the content, or the typed
 error on stderr with an exit code by category: 0 ok, 1 the origin failed (upstream), 2 the request
@@ -189,6 +189,20 @@ def extract(
         response = extract_response(request)
     _emit(response, as_json)
     raise typer.Exit(exit_code(response))
+
+
+@app.command()
+def mcp(
+    log_level: Annotated[str, typer.Option(help="Log level (logs go to stderr).")] = "warning",
+) -> None:
+    """Serve the MCP tools (fetch, extract) over stdio, for an agent that starts this as its MCP server."""
+    import logging
+
+    from browser_service.mcp_server import serve_stdio
+
+    # stdout carries the protocol: every log line goes to stderr.
+    logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve_stdio(Settings()))
 
 
 def main() -> None:

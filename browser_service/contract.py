@@ -8,6 +8,7 @@ described everywhere. Changing a field's name, type or meaning is a contract cha
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -215,8 +216,9 @@ class FetchRequest(ExtractOptions):
     @classmethod
     def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
         for name, value in headers.items():
-            if not name or any(c in name for c in " \t\r\n:") or any(c in value for c in "\r\n"):
-                raise ValueError(f"invalid header {name!r}")
+            # RFC 9110: a name is a token; a value is visible Latin-1 (what HTTP/1.1 can carry).
+            if not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\x00") or not _latin1(value):
+                raise ValueError(f"invalid header {name!r}: names are tokens, values Latin-1 without line breaks")
             if name.lower() in _HOP_BY_HOP:
                 raise ValueError(f"header {name!r} is managed by the service and cannot be set")
         return headers
@@ -225,8 +227,8 @@ class FetchRequest(ExtractOptions):
     @classmethod
     def _check_cookies(cls, cookies: dict[str, str]) -> dict[str, str]:
         for name, value in cookies.items():
-            if not name or any(c in name for c in " \t\r\n;=,") or any(c in value for c in "\r\n;"):
-                raise ValueError(f"invalid cookie {name!r}")
+            if not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n;\x00") or not value.isascii():
+                raise ValueError(f"invalid cookie {name!r}: names are tokens, values ASCII without ';'")
         return cookies
 
     def needs_browser(self) -> bool:
@@ -234,6 +236,17 @@ class FetchRequest(ExtractOptions):
         return (
             "screenshot" in self.formats or self.wait_for is not None or self.wait_ms > 0 or self.wait_until is not None
         )
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _HOP_BY_HOP = frozenset(

@@ -2,20 +2,41 @@
 
 ``GET /v1/tools`` serves them in the OpenAI (``{"type": "function", "function": …}``) and Anthropic
 (``{"name", "description", "input_schema"}``) formats. The JSON schemas are the models' own, with
-``$ref``s inlined because several function-calling clients do not resolve references.
+``$ref``s inlined because several function-calling clients do not resolve references. The MCP
+server (``mcp_server.py``) lists the same tools, with the same schemas and descriptions.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from browser_service.contract import CONTRACT_VERSION, ExtractRequest, FetchRequest
 
-_TOOLS: tuple[tuple[str, type[BaseModel], str], ...] = (
-    (
+#: The tools' version. Tool definitions are generated from the contract, so a contract change is a
+#: tool change; ``tests/integration/test_mcp.py`` pins the definitions' digest to this version so a
+#: changed description or annotation bumps it too. MCP serves it in each tool's ``_meta``.
+TOOL_VERSION = CONTRACT_VERSION
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: its arguments are a contract model; the rest is what a model reads about it."""
+
+    name: str
+    title: str
+    model: type[BaseModel]
+    description: str
+    #: MCP's openWorldHint: does the tool reach beyond the caller's input (the web)?
+    open_world: bool
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
         "fetch",
+        "Fetch a web page",
         FetchRequest,
         "Fetch a web page and return its main content as clean markdown (or text, html, links, "
         "metadata, a screenshot). Renders JavaScript when the page needs it. Long pages come in parts: "
@@ -23,12 +44,15 @@ _TOOLS: tuple[tuple[str, type[BaseModel], str], ...] = (
         "On failure the result has ok=false and error.kind says exactly what went wrong (not_found, "
         "timeout, blocked, captcha, rate_limited, …) with error.message saying what to do; "
         "error.retryable and error.retry_after_s say whether and when to retry.",
+        open_world=True,
     ),
-    (
+    ToolSpec(
         "extract",
+        "Extract content from HTML",
         ExtractRequest,
         "Extract clean main content (markdown, text, html), links, metadata and CSS-selected fields "
         "from HTML you already have. No network access; same result shape as fetch.",
+        open_world=False,
     ),
 )
 
@@ -40,9 +64,7 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
             return _inline(defs[ref.removeprefix("#/$defs/")], defs)
         # Drop the schema titles pydantic adds (noise in a prompt), not a property named "title".
         return {
-            k: _inline(v, defs)
-            for k, v in node.items()
-            if k != "$defs" and not (k == "title" and isinstance(v, str))
+            k: _inline(v, defs) for k, v in node.items() if k != "$defs" and not (k == "title" and isinstance(v, str))
         }
     if isinstance(node, list):
         return [_inline(item, defs) for item in node]
@@ -59,10 +81,13 @@ def parameters_schema(model: type[BaseModel]) -> dict[str, Any]:
 def tool_definitions() -> dict[str, Any]:
     openai = []
     anthropic = []
-    for name, model, description in _TOOLS:
-        schema = parameters_schema(model)
+    for tool in TOOLS:
+        schema = parameters_schema(tool.model)
         openai.append(
-            {"type": "function", "function": {"name": name, "description": description, "parameters": schema}}
+            {
+                "type": "function",
+                "function": {"name": tool.name, "description": tool.description, "parameters": schema},
+            }
         )
-        anthropic.append({"name": name, "description": description, "input_schema": schema})
-    return {"version": CONTRACT_VERSION, "openai": openai, "anthropic": anthropic}
+        anthropic.append({"name": tool.name, "description": tool.description, "input_schema": schema})
+    return {"version": TOOL_VERSION, "openai": openai, "anthropic": anthropic}
