@@ -114,6 +114,10 @@ def _invalid(url: str, message: str) -> JSONResponse:
     )
 
 
+def _not_held(item_id: str) -> StarletteHTTPException:
+    return StarletteHTTPException(404, f"No quarantine item {item_id!r} (approved, rejected or never held).")
+
+
 def _describe(errors: list[Any]) -> str:
     parts = []
     for err in errors[:5]:
@@ -229,7 +233,7 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
     async def quarantine_item(item_id: str) -> QuarantineItem:
         item = await service.quarantined_item(item_id)
         if item is None:
-            raise StarletteHTTPException(404, f"No quarantine item {item_id!r} (approved, rejected or never held).")
+            raise _not_held(item_id)
         return item
 
     @app.post("/v1/quarantine/{item_id}/approve", response_model=QuarantineDecision, dependencies=auth)
@@ -237,7 +241,7 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
         """Store the result as good, and accept its findings for that URL from now on."""
         decision = await service.approve(item_id)
         if decision is None:
-            raise StarletteHTTPException(404, f"No quarantine item {item_id!r} (approved, rejected or never held).")
+            raise _not_held(item_id)
         return decision
 
     @app.post("/v1/quarantine/{item_id}/reject", response_model=QuarantineDecision, dependencies=auth)
@@ -245,7 +249,7 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
         """Drop the result; the URL's last good copy stays its baseline."""
         decision = await service.reject(item_id)
         if decision is None:
-            raise StarletteHTTPException(404, f"No quarantine item {item_id!r} (approved, rejected or never held).")
+            raise _not_held(item_id)
         return decision
 
     @app.get("/v1/tools", dependencies=auth)
