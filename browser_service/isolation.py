@@ -87,9 +87,25 @@ async def open_slot(
             await asyncio.wait_for(context.close(), RESET_TIMEOUT_S)
         raise
     slot = PageSlot(context, page, cdp, generation)
+    # A fetch reads its one page; a popup is never wanted. Closed as it opens — also one that a
+    # page asked for just before its slot was cleaned, which would otherwise outlive the lease.
+    context.on("page", lambda other: None if other is page else _close_soon(other))
     if isolation == "reset":
         page.on("framenavigated", slot._on_navigated)
     return slot
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_soon(page: Page) -> None:
+    async def close() -> None:
+        with contextlib.suppress(Exception):  # gone already, with its context or browser
+            await asyncio.wait_for(page.close(), RESET_TIMEOUT_S)
+
+    task = asyncio.ensure_future(close())
+    _closing.add(task)  # held until done: a task nobody references may be collected mid-way
+    task.add_done_callback(_closing.discard)
 
 
 async def reset_slot(slot: PageSlot) -> None:

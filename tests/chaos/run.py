@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
 import random
 import signal
@@ -89,7 +90,21 @@ class Report:
 
 def _browser_processes() -> int:
     me = psutil.Process()
-    return sum(1 for child in me.children(recursive=True) if "chrom" in child.name().lower())
+    count = 0
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # exited meanwhile
+            if "chrom" in child.name().lower() and child.status() != psutil.STATUS_ZOMBIE:
+                count += 1
+    return count
+
+
+async def _browsers_gone(limit_s: float = 5.0) -> int:
+    """Chromium processes still running ``limit_s`` after the service closed (renderers exit a
+    moment after the browser process; polled for that state, not slept on)."""
+    deadline = time.monotonic() + limit_s
+    while (left := _browser_processes()) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    return left
 
 
 async def chaos(requests: int, concurrency: int, pool: int, kill_every_s: float, seed: int = 1) -> Report:
@@ -192,7 +207,7 @@ async def chaos(requests: int, concurrency: int, pool: int, kill_every_s: float,
             }
     finally:
         origin.close()
-    report.leftover["browser_processes"] = _browser_processes()
+    report.leftover["browser_processes"] = await _browsers_gone()
     report.leftover["extra_fds"] = max(0, len(os.listdir("/proc/self/fd")) - fds_before)
     return report
 
