@@ -88,23 +88,24 @@ class Report:
         return "\n".join(lines)
 
 
-def _browser_processes() -> int:
+def _browser_processes() -> set[int]:
     me = psutil.Process()
-    count = 0
+    pids = set()
     for child in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):  # exited meanwhile
             if "chrom" in child.name().lower() and child.status() != psutil.STATUS_ZOMBIE:
-                count += 1
-    return count
+                pids.add(child.pid)
+    return pids
 
 
-async def _browsers_gone(limit_s: float = 5.0) -> int:
-    """Chromium processes still running ``limit_s`` after the service closed (renderers exit a
-    moment after the browser process; polled for that state, not slept on)."""
+async def _browsers_gone(before: set[int], limit_s: float = 5.0) -> int:
+    """Chromium processes started by the run and still running ``limit_s`` after the service closed
+    (renderers exit a moment after the browser process; polled for that state, not slept on).
+    Browsers that were running before the run (another test's) are not the run's."""
     deadline = time.monotonic() + limit_s
-    while (left := _browser_processes()) and time.monotonic() < deadline:  # noqa: ASYNC110
+    while (left := _browser_processes() - before) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
-    return left
+    return len(left)
 
 
 async def chaos(requests: int, concurrency: int, pool: int, kill_every_s: float, seed: int = 1) -> Report:
@@ -112,6 +113,7 @@ async def chaos(requests: int, concurrency: int, pool: int, kill_every_s: float,
     report = Report(requests=requests)
     origin = ChaosOrigin(seed).start()
     fds_before = len(os.listdir("/proc/self/fd"))
+    browsers_before = _browser_processes()
     settings = make_settings(
         Path(tempfile.mkdtemp(prefix="chaos-")),
         pool_size=pool,
@@ -207,7 +209,7 @@ async def chaos(requests: int, concurrency: int, pool: int, kill_every_s: float,
             }
     finally:
         origin.close()
-    report.leftover["browser_processes"] = await _browsers_gone()
+    report.leftover["browser_processes"] = await _browsers_gone(browsers_before)
     report.leftover["extra_fds"] = max(0, len(os.listdir("/proc/self/fd")) - fds_before)
     return report
 

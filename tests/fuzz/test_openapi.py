@@ -30,7 +30,7 @@ def _serve() -> str:
     """The app under uvicorn in a thread of its own (its own event loop, one lifespan)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    settings = make_settings(Path(tempfile.mkdtemp(prefix="fuzz-")), pool_size=1, settle_cap_ms=1000)
+    settings = make_settings(Path(tempfile.mkdtemp(prefix="fuzz-")), pool_size=1, settle_cap_ms=1000, prelaunch=False)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
     threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
     started = threading.Event()
