@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from playwright.async_api import Browser, BrowserContext, CDPSession, Frame, Page
 
 from browser_service.deadline import Deadline
+from browser_service.egress import PageGuard
 
 Isolation = Literal["reset", "context"]
 
@@ -46,6 +47,7 @@ class PageSlot:
     page: Page
     cdp: CDPSession | None
     generation: int
+    guard: PageGuard | None = None
     origins: set[str] = field(default_factory=set)
     uses: int = 0
 
@@ -63,7 +65,11 @@ async def open_slot(
     user_agent: str,
     init_script: str | None,
     isolation: Isolation,
+    guard: PageGuard | None = None,
+    route: bool = True,
 ) -> PageSlot:
+    """A context and page for a pool slot; with ``guard`` and ``route``, every request of the
+    context's pages (popups included) goes through its network-policy check first."""
     context = await deadline.run(
         browser.new_context(
             user_agent=user_agent,
@@ -78,6 +84,8 @@ async def open_slot(
     try:
         if init_script:
             await deadline.run(context.add_init_script(init_script), "queue", "preparing a context")
+        if guard is not None and route:
+            await deadline.run(context.route("**/*", guard.handle), "queue", "preparing a context")
         page = await deadline.run(context.new_page(), "queue", "opening a page")
         cdp = None
         if isolation == "reset":
@@ -86,7 +94,7 @@ async def open_slot(
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(context.close(), RESET_TIMEOUT_S)
         raise
-    slot = PageSlot(context, page, cdp, generation)
+    slot = PageSlot(context, page, cdp, generation, guard)
     # A fetch reads its one page; a popup is never wanted. Closed as it opens — also one that a
     # page asked for just before its slot was cleaned, which would otherwise outlive the lease.
     context.on("page", lambda other: None if other is page else _close_soon(other))

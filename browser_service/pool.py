@@ -13,6 +13,9 @@ Design (the measurements behind it are in docs/architecture.md, from bench/pool_
 * **Release always**: a lease is released by ``async with``, so cancellation (a client that went
   away) and errors free the slot; cleaning and closing are bounded, a slot that cannot be cleaned is
   closed, and a context that will not close marks its browser as wedged (it is recycled).
+* **Network policy** (``egress.py``): Chromium runs behind the pool's :class:`Egress`, a SOCKS5
+  proxy on loopback that resolves every name through the policy and connects only to checked
+  addresses, and every slot's context routes each request through a :class:`PageGuard` first.
 * **Browser lifecycle**: the browser is launched lazily (or at start-up), recycled after
   ``recycle_after`` pages (new leases go to a fresh browser; the old one closes when its last lease
   ends), and relaunched when it crashes or disconnects. Leases on a dead browser fail with a typed
@@ -37,7 +40,9 @@ from playwright.async_api import Error as PlaywrightError
 from browser_service.chromium import BrowserNotFound, bundled_path, find_chromium, launch_args
 from browser_service.contract import PoolHealth, PoolState
 from browser_service.deadline import Deadline
+from browser_service.egress import Egress, PageGuard
 from browser_service.errors import BrowserError, Overloaded
+from browser_service.guard import NetworkPolicy
 from browser_service.isolation import REPLACE_AFTER, PageSlot, close_slot, open_slot, reset_slot
 from browser_service.settings import Settings
 
@@ -61,11 +66,22 @@ class _Browser:
     pid: int | None = None
 
 
+#: Chromium flags that make the egress proxy its only way out: no DNS of its own (names go to the
+#: proxy), no QUIC, no WebRTC UDP outside the proxy.
+EGRESS_ARGS = (
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    "--disable-quic",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+)
+
+
 @dataclass
 class Lease:
     context: BrowserContext
     page: Page
     generation: int
+    guard: PageGuard
+    egress: Egress
 
     def browser_alive(self) -> bool:
         browser = self.context.browser
@@ -132,6 +148,8 @@ class BrowserPool:
         self._settings = settings
         self._user_agent = user_agent
         self._init_script = init_script
+        self.policy = NetworkPolicy(settings.allow)
+        self.egress = Egress(self.policy)
         self._slots = SlotQueue(settings.pool_size, settings.queue_size)
         self._playwright: Playwright | None = None
         self._current: _Browser | None = None
@@ -149,6 +167,11 @@ class BrowserPool:
         self.recycles = 0
         self.pages_served = 0
         self.last_error: str | None = None
+
+    def use_policy(self, policy: NetworkPolicy) -> None:
+        """Hold the browser to ``policy`` (the engines share one, so a test's resolver applies to all)."""
+        self.policy = policy
+        self.egress.policy = policy
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -171,6 +194,7 @@ class BrowserPool:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._playwright.stop(), CLOSE_TIMEOUT_S)
             self._playwright = None
+        await self.egress.close()
 
     async def _get_browser(self, deadline: Deadline) -> _Browser:
         current = self._current
@@ -190,18 +214,19 @@ class BrowserPool:
             )
         if self._executable is None:
             try:
-                self._executable = find_chromium(
-                    self._settings.chromium_path, bundled_path(self._playwright.chromium)
-                )
+                self._executable = find_chromium(self._settings.chromium_path, bundled_path(self._playwright.chromium))
             except BrowserNotFound as exc:
                 self.last_error = str(exc)
                 raise BrowserError(str(exc), retryable=False) from None
         marker = uuid.uuid4().hex
+        proxy = await self.egress.start()
         try:
             browser = await self._playwright.chromium.launch(
                 executable_path=self._executable,
                 headless=self._settings.headless,
-                args=[*launch_args(self._settings.browser_args), f"--browser-service-pool={marker}"],
+                # Loopback is proxied too (Playwright adds "<-loopback>" to the bypass list).
+                proxy={"server": proxy},
+                args=[*launch_args(self._settings.browser_args), *EGRESS_ARGS, f"--browser-service-pool={marker}"],
                 timeout=self._settings.launch_timeout_ms,
                 handle_sigint=False,
                 handle_sigterm=False,
@@ -267,9 +292,12 @@ class BrowserPool:
             handle = await self._get_browser(deadline)
             slot = await self._checkout(handle, deadline)
             handle.active += 1
+            assert slot.guard is not None
+            slot.guard.begin(slot.page)
             try:
-                yield Lease(slot.context, slot.page, handle.generation)
+                yield Lease(slot.context, slot.page, handle.generation, slot.guard, self.egress)
             finally:
+                slot.guard.end()
                 handle.served += 1
                 self.pages_served += 1
                 if handle.served >= self._settings.recycle_after and not handle.retiring:
@@ -298,6 +326,8 @@ class BrowserPool:
                 user_agent=self._user_agent,
                 init_script=self._init_script,
                 isolation=self._settings.isolation,
+                guard=PageGuard(self.egress),
+                route=self._settings.browser_route_checks,
             )
         except PlaywrightError as exc:
             raise _browser_error(exc) from None
@@ -407,9 +437,7 @@ def _find_pid(marker: str) -> int | None:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(marker.encode() in arg for arg in cmdline) and not any(
-            arg.startswith(b"--type=") for arg in cmdline
-        ):
+        if any(marker.encode() in arg for arg in cmdline) and not any(arg.startswith(b"--type=") for arg in cmdline):
             return int(entry.name)
     return None
 

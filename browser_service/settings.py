@@ -67,6 +67,14 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Exceptions to the network policy: CIDRs (127.0.0.0/8) or host:port (127.0.0.1:8123).",
     )
+    browser_route_checks: bool = Field(
+        True,
+        description=(
+            "Check every browser request with a Playwright route before Chromium sends it (typed refusals, "
+            "refused sub-requests listed). The egress proxy checks and pins every connection either way; off "
+            "saves one round trip per request (~2 ms)."
+        ),
+    )
 
     # --- failure handling ------------------------------------------------------------------
     retry_attempts: int = Field(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import gzip
+import html
 import json
 import mimetypes
 import socket
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "pages"
 TLS = PAGES.parent / "tls"
@@ -256,7 +257,112 @@ def _robots(h: Handler) -> None:
     h.send(status, text, "text/plain; charset=utf-8")
 
 
+# --- network-policy vectors (tests/security): pages that send the client to ``?to=URL`` ------------
+
+#: How a page of /embed makes the browser request ``{to}`` (a URL; ``{ws}``: the same as ws://).
+EMBEDS: dict[str, str] = {
+    "img": "<img src='{to}' alt='x'>",
+    "srcset": "<img srcset='{to} 1x' alt='x'>",
+    "picture": "<picture><source srcset='{to}'><img src='/image.png' alt='x'></picture>",
+    "iframe": "<iframe src='{to}'></iframe>",
+    "frame-redirect": "<iframe src='/redirect-to?to={to_q}'></iframe>",
+    "object": "<object data='{to}'></object>",
+    "embed": "<embed src='{to}'>",
+    "script": "<script src='{to}'></script>",
+    "module": "<script type='module' src='{to}'></script>",
+    "stylesheet": "<link rel='stylesheet' href='{to}'>",
+    "css-url": "<style>body {{ background: url('{to}') }}</style>",
+    "css-import": "<style>@import url('{to}');</style>",
+    "font": "<style>@font-face {{ font-family: x; src: url('{to}') }} body {{ font-family: x }}</style>",
+    "video": "<video src='{to}' preload='auto'></video>",
+    "audio": "<audio src='{to}' preload='auto'></audio>",
+    "svg-image": "<svg width='10' height='10'><image href='{to}' width='10' height='10'/></svg>",
+    "prefetch": "<link rel='prefetch' href='{to}'>",
+    "preload": "<link rel='preload' as='image' href='{to}'>",
+    "modulepreload": "<link rel='modulepreload' href='{to}'>",
+    "preconnect": "<link rel='preconnect' href='{to}'>",
+    "fetch": "<script>fetch('{to}').catch(() => {{}})</script>",
+    "fetch-no-cors": "<script>fetch('{to}', {{mode: 'no-cors'}}).catch(() => {{}})</script>",
+    "fetch-redirect": "<script>fetch('/redirect-to?to={to_q}').catch(() => {{}})</script>",
+    "xhr": "<script>var x = new XMLHttpRequest(); x.open('GET', '{to}'); x.send();</script>",
+    "beacon": "<script>navigator.sendBeacon('{to}', 'data')</script>",
+    "event-source": "<script>new EventSource('{to}')</script>",
+    "websocket": "<script>try {{ new WebSocket('{ws}') }} catch (e) {{}}</script>",
+    "worker": "<script>new Worker('/worker.js?to={to_q}')</script>",
+    "worker-import": "<script>new Worker('/worker.js?import=1&to={to_q}')</script>",
+    "popup": "<script>window.open('{to}')</script>",
+    "form-in-frame": (
+        "<iframe name='sink'></iframe><form id='f' method='post' action='{to}' target='sink'>"
+        "<input name='a' value='b'></form><script>document.getElementById('f').submit()</script>"
+    ),
+    "file-frame": "<iframe src='file:///etc/passwd'></iframe><img src='file:///etc/hostname'>",
+    "chrome-frame": "<iframe src='chrome://version'></iframe>",
+}
+
+
+def _to(h: Handler) -> str:
+    return h.query.get("to", "")
+
+
+def _redirect_to(h: Handler) -> None:
+    """An open redirect: ``status`` (302) to ``to``."""
+    h.send(int(h.query.get("status", "302")), "", headers={"Location": _to(h)})
+
+
+def _moving(head: str = "", body: str = "") -> str:
+    return f"<!doctype html><html><head><title>Moving</title>{head}</head><body><p>Moving…</p>{body}</body></html>"
+
+
+def _navigate(h: Handler) -> None:
+    """A page that navigates itself to ``to`` by ``how``: a meta refresh, a Refresh header, a script,
+    an auto-submitted form, a frame that sets ``top.location``."""
+    to = _to(h)
+    attr, js, quoted = html.escape(to, quote=True), json.dumps(to), html.escape(_quote(to), quote=True)
+    how = h.query.get("how", "meta")
+    if how == "header":
+        return h.send(200, _moving(), headers={"Refresh": f"0; url={to}"})
+    pages = {
+        "meta": _moving(f"<meta http-equiv='refresh' content='0; url={attr}'>"),
+        "location": _moving(f"<script>location.href = {js};</script>"),
+        "replace": _moving(f"<script>location.replace({js});</script>"),
+        "timer": _moving(f"<script>setTimeout(() => {{ location.assign({js}); }}, 100);</script>"),
+        "form": _moving(
+            body=f"<form id='f' method='post' action='{attr}'><input name='a' value='b'></form>"
+            "<script>document.getElementById('f').submit()</script>"
+        ),
+        "top": _moving(body=f"<iframe src='/navigate?how=top-frame&to={quoted}'></iframe>"),
+        "top-frame": f"<html><body><script>top.location = {js};</script></body></html>",
+    }
+    h.send(200, pages[how])
+
+
+def _quote(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _worker(h: Handler) -> None:
+    """A same-origin worker script that requests ``to`` (fetch, or importScripts with ``import``)."""
+    call = "importScripts" if h.query.get("import") else "fetch"
+    h.send(200, f"try {{ {call}({json.dumps(_to(h))}) }} catch (e) {{}}", "application/javascript")
+
+
+def _embed(h: Handler) -> None:
+    """The article, plus one element of kind ``kind`` that makes the browser request ``to``."""
+    to = _to(h)
+    snippet = EMBEDS[h.query.get("kind", "img")].format(
+        to=html.escape(to, quote=True),
+        to_q=html.escape(_quote(to), quote=True),
+        ws=html.escape(to.replace("http://", "ws://", 1), quote=True),
+    )
+    page = (PAGES / "article.html").read_text().replace("</body>", f"{snippet}</body>")
+    h.send(200, page)
+
+
 ROUTES: dict[str, Callable[[Handler], None]] = {
+    "/redirect-to": _redirect_to,
+    "/navigate": _navigate,
+    "/embed": _embed,
+    "/worker.js": _worker,
     "/robots.txt": _robots,
     "/fail-then-ok": _fail_then_ok,
     "/rate-limited": _rate_limited,

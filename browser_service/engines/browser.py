@@ -3,19 +3,30 @@
 Playwright calls such as ``page.content()`` and ``page.evaluate()`` have no timeout of their own
 (a page spinning in JavaScript never answers them), so every await here goes through
 ``Deadline.run``. Navigation errors are mapped to the same typed errors the HTTP engine raises.
+
+The network policy holds in the browser too (``egress.py``): the URL is checked before the lease,
+every request the page makes is checked by the slot's route guard and every connection by the
+egress proxy. A main-document navigation the policy refused — the first one, a redirect hop, a
+meta refresh or script navigation, a form the page submits — fails the fetch with
+``forbidden_target`` naming the rule; refused sub-resources just do not load, and are listed in a
+warning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
+from urllib.parse import urljoin, urlsplit
 
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Frame, Page, Response
+from playwright.async_api import Frame, Page, Request, Response
 
 from browser_service.contract import Phase, WaitUntil
 from browser_service.deadline import Deadline
+from browser_service.egress import PROXY_ERRORS
 from browser_service.encoding import decode
 from browser_service.engines.base import RawPage, content_kind, header_charset, mime_type
 from browser_service.engines.settle import SNAPSHOT
@@ -25,12 +36,13 @@ from browser_service.errors import (
     DNSError,
     FetchError,
     FetchTimeout,
+    ForbiddenTarget,
     HTTPStatusError,
     TLSError,
     TooLarge,
     UnsupportedContent,
 )
-from browser_service.guard import NetworkPolicy
+from browser_service.guard import NetworkPolicy, scheme_refusal
 from browser_service.pool import BrowserPool, Lease
 
 #: Navigations a page may start by itself while being read before we give up on it.
@@ -50,6 +62,7 @@ class BrowserEngine:
     ) -> None:
         self._pool = pool
         self._policy = policy
+        pool.use_policy(policy)  # one policy (and resolver) for the URL check, the routes and the proxy
         self._max_bytes = max_bytes
         self._settle_cap_s = settle_cap_ms / 1000
         self._settle_quiet_ms = settle_quiet_ms
@@ -71,6 +84,7 @@ class BrowserEngine:
         """Render ``url``. ``challenged(page)`` says whether a page is a JavaScript challenge (``detect``
         decides; the engine does not judge content): such a page gets time to pass and navigate on."""
         target = await self._policy.check(url, deadline)
+        self._pool.egress.remember(target.host, target.port, target.addresses)  # one lookup, pinned
         async with self._pool.lease(deadline) as lease:
             try:
                 return await self._render(
@@ -105,10 +119,24 @@ class BrowserEngine:
                 "navigation",
             )
         main_responses: list[Response] = []
+        # Main-frame navigations started and ended (a response that is not a redirect, or a failure):
+        # whether one is still in flight once the page has been read.
+        started, ended = [0], [0]
+        navigation_ended = asyncio.Event()
+        top_responses: list[Response] = []
+
+        def on_request(request: Request) -> None:
+            if request.redirected_from is None and _is_main(lease, request):
+                started[0] += 1
 
         def on_response(response: Response) -> None:
             if response.request.is_navigation_request():
                 main_responses.append(response)
+                if _is_main(lease, response.request):
+                    top_responses.append(response)
+                    if not 300 <= response.status < 400:
+                        ended[0] += 1
+                        navigation_ended.set()
 
         navigated = asyncio.Event()
 
@@ -116,9 +144,22 @@ class BrowserEngine:
             if frame == page.main_frame:
                 navigated.set()
 
+        failed: list[Request] = []
+
+        def on_failed(request: Request) -> None:
+            failed.append(request)
+            if _is_main(lease, request):
+                ended[0] += 1
+                navigation_ended.set()
+
+        page.on("request", on_request)
         page.on("response", on_response)
+        page.on("requestfailed", on_failed)
         try:
-            response = await self._goto(page, url, deadline, wait_until or "load", main_responses)
+            try:
+                response = await self._goto(page, url, deadline, wait_until or "load", main_responses)
+            except FetchError as exc:
+                raise await self._refusal(lease, failed, top_responses, url, exc.message) or exc from None
             page.on("framenavigated", on_navigated)  # from here on: navigations the page starts itself
             raw = await self._read_through_navigations(
                 page,
@@ -140,11 +181,81 @@ class BrowserEngine:
                     raw.warnings.append("passed a JavaScript challenge in the browser")
                 if screenshot:
                     raw.screenshot = await deadline.run(page.screenshot(type="png", timeout=0), "screenshot")
+            # The page may have tried to navigate to a refused target meanwhile (a meta refresh, a
+            # script setting location, a redirect after either): its real content is out of bounds.
+            # A navigation still in flight gets a bounded wait to find out where it ends.
+            until = time.monotonic() + min(self._settle_cap_s, deadline.remaining() - 0.5)
+            while started[0] > ended[0] and time.monotonic() < until:
+                navigation_ended.clear()
+                with contextlib.suppress(TimeoutError):
+                    await deadline.run(navigation_ended.wait(), "render", cap_s=until - time.monotonic())
+            refused = await self._refusal(lease, failed, top_responses)
+            if isinstance(refused, ForbiddenTarget):
+                raise refused
+            blocked = self._blocked(lease, failed)
+            if blocked:
+                raw.warnings.append(
+                    f"the network policy blocked {len(blocked)} sub-request(s) of the page, which did not "
+                    f"load: {'; '.join(blocked[:3])}{' …' if len(blocked) > 3 else ''}"
+                )
             return raw
         finally:
             # The page outlives this lease.
+            page.remove_listener("request", on_request)
             page.remove_listener("response", on_response)
+            page.remove_listener("requestfailed", on_failed)
             page.remove_listener("framenavigated", on_navigated)
+
+    async def _refusal(
+        self,
+        lease: Lease,
+        failed: list[Request],
+        top_responses: list[Response],
+        url: str | None = None,
+        error: str | None = None,
+    ) -> FetchError | None:
+        """Why the main document did not load (``url`` failed with ``error``) or could not move on
+        (a page that loaded), when the network policy knows: a navigation the route guard refused, a
+        redirect to another scheme, or a tunnel the egress proxy refused or could not open (Chromium
+        reports all of those as one opaque ``ERR_SOCKS_CONNECTION_FAILED``; the proxy remembers why)."""
+        await asyncio.sleep(0)  # let "requestfailed" events already received be dispatched
+        if lease.guard.refused_navigation is not None:
+            return lease.guard.refused_navigation
+        if error is not None and "ERR_UNSAFE_REDIRECT" in error:  # to file:, data:, chrome:, about: …
+            return ForbiddenTarget(
+                f"{url} redirected to a URL that is not http(s) (file:, data:, chrome: or the like), which is "
+                f"refused: {scheme_refusal('non-http').message}"
+            )
+        main_failures = [r for r in failed if _is_main(lease, r)]
+        for request in main_failures:
+            scheme = urlsplit(request.url).scheme.lower()
+            if scheme not in ("http", "https"):  # a redirect hop Chromium would not even try
+                return ForbiddenTarget(
+                    f"The page was redirected to {request.url}, which is refused: {scheme_refusal(scheme).message}"
+                )
+        candidates = [r.url for r in main_failures if _proxy_failure(r.failure)]
+        if url is not None and _proxy_failure(error):
+            candidates.insert(0, url)
+            if top_responses and 300 <= top_responses[-1].status < 400:  # the hop that never loaded
+                location = await top_responses[-1].header_value("location")
+                if location:
+                    candidates.append(urljoin(top_responses[-1].url, location))
+        for candidate in reversed(candidates):
+            failure = lease.egress.failure(*_host_port(candidate))
+            if failure is not None:
+                return failure
+        return None
+
+    @staticmethod
+    def _blocked(lease: Lease, failed: list[Request]) -> list[str]:
+        """The lease's sub-requests the route guard or the egress proxy refused."""
+        blocked = list(lease.guard.blocked)
+        for request in failed:
+            if not _proxy_failure(request.failure) or _is_main(lease, request):
+                continue
+            if isinstance(lease.egress.failure(*_host_port(request.url)), ForbiddenTarget):
+                blocked.append(f"{request.resource_type} {request.url} (refused by the egress proxy)")
+        return blocked
 
     async def _read_through_navigations(
         self,
@@ -318,6 +429,23 @@ class BrowserEngine:
 
 
 Snapshot = dict[str, Any]
+
+
+def _is_main(lease: Lease, request: Request) -> bool:
+    return lease.guard.is_main_navigation(request)
+
+
+def _proxy_failure(error: str | None) -> bool:
+    return error is not None and any(code in error for code in PROXY_ERRORS)
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.hostname or "", port or (443 if parts.scheme in ("https", "wss") else 80)
 
 
 _NET_ERRORS: dict[str, type[FetchError]] = {

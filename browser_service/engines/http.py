@@ -3,25 +3,125 @@
 Redirects are followed here, hop by hop, so the network policy checks every hop and the hop count
 is ours to bound. The body is streamed with a size cap (checked on the decompressed bytes, so a
 gzip bomb stops at the cap too) and every await is bounded by the request's deadline.
+
+**DNS pinning.** The guard resolves a hop's host once and checks every address; the connection is
+then made to those addresses, not to the name (:class:`PinnedBackend`, an httpcore network backend),
+so a DNS answer that changes between the check and the connection cannot point it elsewhere. The
+name still goes in the Host header and in TLS (SNI and certificate verification are against the
+hostname: httpcore passes the URL's host as ``server_hostname`` whatever address the socket has).
 """
 
 from __future__ import annotations
 
+import contextvars
 import ssl
+import typing
 from collections.abc import Mapping
 from urllib.parse import urljoin
 
+import httpcore
 import httpx
 
 from browser_service.contract import Phase
 from browser_service.deadline import Deadline
 from browser_service.encoding import decode
 from browser_service.engines.base import RawPage, content_kind, header_charset, mime_type
-from browser_service.errors import ConnectError, FetchError, HTTPStatusError, TLSError, TooLarge
-from browser_service.guard import NetworkPolicy
+from browser_service.errors import (
+    ConnectError,
+    FetchError,
+    ForbiddenTarget,
+    HTTPStatusError,
+    InvalidRequest,
+    TLSError,
+    TooLarge,
+)
+from browser_service.guard import IPAddress, NetworkPolicy
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+#: Bound for resolving a host the engine did not check itself (see PinnedBackend.connect_tcp).
+_RESOLVE_TIMEOUT_S = 30.0
+
+#: The addresses the guard checked for the hop being sent, by (host, port): connections go there.
+_PINNED: contextvars.ContextVar[Mapping[tuple[str, int], tuple[IPAddress, ...]] | None] = contextvars.ContextVar(
+    "pinned_addresses", default=None
+)
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend that connects to checked addresses only.
+
+    ``connect_tcp(host, port)`` takes the addresses the guard checked for this hop; a host it was
+    not given (nothing in this engine does that, but a pooled connection may be opened by another
+    request's task) is resolved and checked here, once, and the connection goes to that answer.
+    """
+
+    def __init__(self, policy: NetworkPolicy, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._policy = policy
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = (_PINNED.get() or {}).get((host, port))
+        if addresses is None:
+            addresses = await self._policy.resolve_checked(host, port, Deadline(timeout or _RESOLVE_TIMEOUT_S))
+        failure: Exception | None = None
+        for ip in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(ip), port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc  # try the next checked address, as a resolver-driven connect would
+        assert failure is not None  # resolve_checked never returns no address
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("Unix sockets are not reachable through the network policy.")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _Redirect(Exception):
+    def __init__(self, status: int, location: str) -> None:
+        self.status = status
+        self.location = location
+
+
+async def _stop_at_redirects(response: httpx.Response) -> None:
+    """A response hook: hand a redirect to ``fetch`` (which checks and follows it) before httpx itself
+    parses the Location — httpx raises ``InvalidURL`` on one such as ``data:…`` even when not following."""
+    location = response.headers.get("location")
+    if response.status_code in _REDIRECTS and location:
+        raise _Redirect(response.status_code, location)
+
+
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, with its connection pool built on :class:`PinnedBackend`."""
+
+    def __init__(self, policy: NetworkPolicy, *, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        # httpx (< 1) offers no way to hand its httpcore pool a network backend: replace the pool it
+        # built with the same pool on ours. tests/security/test_ssrf.py fails if this stops working.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=PinnedBackend(policy),
+        )
 
 
 class HttpEngine:
@@ -37,12 +137,15 @@ class HttpEngine:
         self._policy = policy
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._client = httpx.AsyncClient(
             follow_redirects=False,
             headers={"User-Agent": user_agent, "Accept": _ACCEPT, "Accept-Language": "en-US,en;q=0.9"},
             timeout=None,  # every await is bounded by the request's Deadline instead
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            transport=transport,
+            limits=limits,
+            # A transport given by the caller (tests) is used as is, without pinning.
+            transport=transport or PinnedTransport(policy, limits=limits),
+            event_hooks={"response": [_stop_at_redirects]},
             trust_env=False,  # never route through a proxy from the environment by surprise
         )
 
@@ -59,9 +162,19 @@ class HttpEngine:
     ) -> RawPage:
         redirects: list[str] = []
         current = url
+        status = 0
         while True:
-            target = await self._policy.check(current, deadline)
-            page_or_location = await self._get(target.url, deadline, headers or {}, cookies or {})
+            try:
+                target = await self._policy.check(current, deadline)
+            except (ForbiddenTarget, InvalidRequest) as exc:
+                if not redirects:
+                    raise
+                raise _refused_redirect(exc, redirects[-1], status, current) from None
+            pinned = _PINNED.set({(target.host, target.port): target.addresses})
+            try:
+                page_or_location = await self._get(target.url, deadline, headers or {}, cookies or {})
+            finally:
+                _PINNED.reset(pinned)
             if isinstance(page_or_location, RawPage):
                 page_or_location.url = url
                 page_or_location.redirects = redirects
@@ -90,10 +203,10 @@ class HttpEngine:
         phase: Phase = "response"
         response: httpx.Response | None = None
         try:
-            response = await deadline.run(self._client.send(request, stream=True), "response", url)
-            location = response.headers.get("location")
-            if response.status_code in _REDIRECTS and location:
-                return response.status_code, location
+            try:
+                response = await deadline.run(self._client.send(request, stream=True), "response", url)
+            except _Redirect as redirect:
+                return redirect.status, redirect.location
             phase = "body"
             body = await deadline.run(self._read(response), "body", url)
         except FetchError:
@@ -137,6 +250,16 @@ class HttpEngine:
         return b"".join(chunks)
 
 
+def _refused_redirect(exc: FetchError, source: str, status: int, location: str) -> FetchError:
+    """A redirect the policy refuses is the origin's doing: say so, with the hop."""
+    if isinstance(exc, ForbiddenTarget):
+        return ForbiddenTarget(f"{source} redirected ({status}) to {location}, which is refused: {exc.message}")
+    return HTTPStatusError(
+        f"{source} redirected ({status}) to {location!r}, which is not a valid URL ({exc.message}).",
+        status_code=status,
+    )
+
+
 def _too_large(limit: int, what: str) -> TooLarge:
     return TooLarge(
         f"The response {what} than the limit of {limit:,} bytes (BROWSER_SERVICE_MAX_BYTES); "
@@ -157,8 +280,7 @@ def _transport_error(exc: httpx.HTTPError, url: str, phase: Phase) -> FetchError
         return ConnectError(f"The response body from {url} was corrupt ({exc}).", phase="body")
     if isinstance(exc, httpx.ConnectError):
         return ConnectError(
-            f"Could not connect to {url} ({exc or 'refused'}). The server is down or unreachable; "
-            "retry later.",
+            f"Could not connect to {url} ({exc or 'refused'}). The server is down or unreachable; retry later.",
             phase="connect",
         )
     where = "before the response started" if phase == "response" else "while reading the body"
