@@ -15,7 +15,8 @@ Design (the measurements behind it are in docs/architecture.md, from bench/pool_
   closed, and a context that will not close marks its browser as wedged (it is recycled).
 * **Network policy** (``egress.py``): Chromium runs behind the pool's :class:`Egress`, a SOCKS5
   proxy on loopback that resolves every name through the policy and connects only to checked
-  addresses, and every slot's context routes each request through a :class:`PageGuard` first.
+  addresses; with ``browser_route_checks`` every slot's context also routes each request through a
+  :class:`PageGuard` first.
 * **Browser lifecycle**: the browser is launched lazily (or at start-up), recycled after
   ``recycle_after`` pages (new leases go to a fresh browser; the old one closes when its last lease
   ends), and relaunched when it crashes or disconnects. Leases on a dead browser fail with a typed

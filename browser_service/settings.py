@@ -68,11 +68,11 @@ class Settings(BaseSettings):
         description="Exceptions to the network policy: CIDRs (127.0.0.0/8) or host:port (127.0.0.1:8123).",
     )
     browser_route_checks: bool = Field(
-        True,
+        False,
         description=(
-            "Check every browser request with a Playwright route before Chromium sends it (typed refusals, "
-            "refused sub-requests listed). The egress proxy checks and pins every connection either way; off "
-            "saves one round trip per request (~2 ms)."
+            "Also check every browser request with a Playwright route before Chromium sends it. The egress proxy "
+            "checks and pins every connection either way (refusals typed the same); routes add a list of refused "
+            "sub-requests to the warning, at one driver round trip per request and with Chromium's HTTP cache off."
         ),
     )
 

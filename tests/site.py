@@ -259,7 +259,14 @@ def _robots(h: Handler) -> None:
 
 # --- network-policy vectors (tests/security): pages that send the client to ``?to=URL`` ------------
 
+#: A worker that reports back when it has made its request, so a test can wait for it.
+_WORKER = (
+    "<script>const w = new Worker('/worker.js?{query}'); w.onmessage = () => "
+    "document.body.insertAdjacentHTML('beforeend', '<p id=\"worker-done\">worker done</p>')</script>"
+)
+
 #: How a page of /embed makes the browser request ``{to}`` (a URL; ``{ws}``: the same as ws://).
+
 EMBEDS: dict[str, str] = {
     "img": "<img src='{to}' alt='x'>",
     "srcset": "<img srcset='{to} 1x' alt='x'>",
@@ -288,8 +295,8 @@ EMBEDS: dict[str, str] = {
     "beacon": "<script>navigator.sendBeacon('{to}', 'data')</script>",
     "event-source": "<script>new EventSource('{to}')</script>",
     "websocket": "<script>try {{ new WebSocket('{ws}') }} catch (e) {{}}</script>",
-    "worker": "<script>new Worker('/worker.js?to={to_q}')</script>",
-    "worker-import": "<script>new Worker('/worker.js?import=1&to={to_q}')</script>",
+    "worker": _WORKER.format(query="to={to_q}"),
+    "worker-import": _WORKER.format(query="import=1&to={to_q}"),
     "popup": "<script>window.open('{to}')</script>",
     "form-in-frame": (
         "<iframe name='sink'></iframe><form id='f' method='post' action='{to}' target='sink'>"
@@ -342,8 +349,10 @@ def _quote(value: str) -> str:
 
 def _worker(h: Handler) -> None:
     """A same-origin worker script that requests ``to`` (fetch, or importScripts with ``import``)."""
-    call = "importScripts" if h.query.get("import") else "fetch"
-    h.send(200, f"try {{ {call}({json.dumps(_to(h))}) }} catch (e) {{}}", "application/javascript")
+    to = json.dumps(_to(h))
+    call = f"importScripts({to})" if h.query.get("import") else f"await fetch({to})"
+    script = f"(async () => {{ try {{ {call} }} catch (e) {{}} postMessage('done') }})()"
+    h.send(200, script, "application/javascript")
 
 
 def _embed(h: Handler) -> None:

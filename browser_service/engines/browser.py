@@ -5,11 +5,11 @@ Playwright calls such as ``page.content()`` and ``page.evaluate()`` have no time
 ``Deadline.run``. Navigation errors are mapped to the same typed errors the HTTP engine raises.
 
 The network policy holds in the browser too (``egress.py``): the URL is checked before the lease,
-every request the page makes is checked by the slot's route guard and every connection by the
-egress proxy. A main-document navigation the policy refused — the first one, a redirect hop, a
-meta refresh or script navigation, a form the page submits — fails the fetch with
-``forbidden_target`` naming the rule; refused sub-resources just do not load, and are listed in a
-warning.
+every connection by the egress proxy and, with ``browser_route_checks``, every request the page
+makes by the slot's route guard first. A main-document navigation the policy refused — the first
+one, a redirect hop, a meta refresh or script navigation, a form the page submits — fails the
+fetch with ``forbidden_target`` naming the rule; refused sub-resources just do not load, and are
+listed in a warning.
 """
 
 from __future__ import annotations
