@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from browser_service import operator_page
 from browser_service.contract import (
     API_VERSION,
     ErrorInfo,
@@ -257,8 +258,5 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
         """Tool definitions for function calling (OpenAI and Anthropic formats), from the contract."""
         return tool_definitions()
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> dict[str, str]:
-        return {"service": "browser-service", "docs": "/docs", "openapi": "/openapi.json", "health": "/v1/health"}
-
+    operator_page.mount(app)  # the operator page at / (a client of the routes above)
     return app

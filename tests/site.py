@@ -236,6 +236,17 @@ def _challenge(h: Handler) -> None:
     )
 
 
+#: An article whose text spells markup and script (escaped, so it is text): shown, never run.
+HOSTILE_TEXT = (
+    "<!doctype html><html><head><title>Markup as text</title></head><body><article><h1>Markup as text</h1>"
+    + '<p>Operators must see this literally: &lt;img src=x onerror="window.pwned=1"&gt; and '
+    "&lt;script&gt;window.pwned=2&lt;/script&gt;. It is a paragraph about escaping, long enough to be the "
+    "main content of the page and to be extracted as such by every extractor in the chain.</p>"
+    * 3
+    + "</article></body></html>"
+)
+
+
 def _shrinking(h: Handler) -> None:
     """The long article — or, once the test sets ``server.shrunk``, a fragment of it."""
     if h.server.shrunk.is_set():
@@ -377,6 +388,7 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/rate-limited": _rate_limited,
     "/challenge": _challenge,
     "/shrinking": _shrinking,
+    "/hostile-text": lambda h: h.send(200, HOSTILE_TEXT),
     "/flaky": _flaky,
     "/etag": _etag,
     "/js-article": _js_article,
