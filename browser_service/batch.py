@@ -118,11 +118,12 @@ def outcome(response: FetchResponse) -> str:
 class Batch:
     """A running batch: ``async with Batch(fetcher, request) as batch: async for line in batch.lines()``.
 
-    Raises :class:`InvalidRequest` at construction when the batch is larger than the service allows.
+    Raises :class:`InvalidRequest` at construction when the batch has more than ``max_items``
+    (default ``BROWSER_SERVICE_BATCH_MAX``; the CLI, the only client of its own Fetcher, lifts it).
     """
 
-    def __init__(self, fetcher: Fetcher, request: BatchRequest) -> None:
-        limit = fetcher.settings.batch_max
+    def __init__(self, fetcher: Fetcher, request: BatchRequest, *, max_items: int | None = None) -> None:
+        limit = fetcher.settings.batch_max if max_items is None else max_items
         if len(request.requests) > limit:
             raise InvalidRequest(
                 f"Invalid request: requests: {len(request.requests)} items; this service takes at most {limit} "
