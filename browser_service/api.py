@@ -207,6 +207,7 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
 
     @app.post(
         "/v1/batch",
+        status_code=200,
         response_class=BatchResponse,
         responses={
             200: {
@@ -214,7 +215,10 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
                 'then {"summary": …}',
                 "content": {NDJSON: {}},
             },
-            422: _ERROR_RESPONSES[422],
+            422: {  # the whole batch refused; JSON, not the stream's media type
+                "description": "invalid_request (names the field)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FetchResponse"}}},
+            },
         },
         dependencies=auth,
     )
