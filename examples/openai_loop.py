@@ -63,12 +63,10 @@ def run(question: str, max_turns: int = 10) -> str:
         for _ in range(max_turns):
             body = {"model": MODEL, "messages": messages, "tools": tools}
             message = llm.post("/chat/completions", json=body).raise_for_status().json()["choices"][0]["message"]
-            calls = message.get("tool_calls") or []
-            messages.append(
-                {"role": "assistant", "content": message.get("content"), **({"tool_calls": calls} if calls else {})}
-            )
+            calls = message.get("tool_calls")
             if not calls:
                 return str(message.get("content") or "")
+            messages.append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
             for call in calls:
                 result = call_tool(service, call["function"]["name"], call["function"]["arguments"])
                 messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
