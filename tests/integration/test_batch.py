@@ -150,7 +150,8 @@ async def test_disconnect_cancels_the_rest_and_frees_the_pool(
         await until(lambda: service.pool.health().in_use == 0, limit_s=5)  # long before the gate opens
         health = service.pool.health()
         assert health.queued == 0
-        assert service.pool.idle_slots == service.pool.open_pages() == service.pool.open_contexts() == 2
+        # Nothing leaked: every open page is an idle slot's (a slot whose clean-up failed is closed, not kept).
+        assert 1 <= service.pool.idle_slots == service.pool.open_pages() == service.pool.open_contexts() <= 2
     finally:
         site.gate(gate).set()
     # The service is fine afterwards: the next batch runs.
