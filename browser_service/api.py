@@ -21,13 +21,14 @@ from typing import Any, TypeVar
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from browser_service import operator_page
+from browser_service.batch import NDJSON, Batch, BatchRequest, BatchResponse
 from browser_service.contract import (
     API_VERSION,
     ErrorInfo,
@@ -41,7 +42,7 @@ from browser_service.contract import (
     QuarantineItem,
     QuarantineList,
 )
-from browser_service.errors import ERROR_CLASSES
+from browser_service.errors import ERROR_CLASSES, InvalidRequest
 from browser_service.fetcher import Fetcher
 from browser_service.mcp_server import StreamableHTTP
 from browser_service.settings import Settings
@@ -191,7 +192,7 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and request.url.path in ("/v1/fetch", "/v1/extract"):
+        if exc.status_code == 400 and request.url.path in ("/v1/fetch", "/v1/extract", "/v1/batch"):
             # A body FastAPI cannot even parse (not UTF-8, not JSON) still gets the contract's answer.
             return _invalid("", f"Invalid request: {exc.detail} (send a JSON object of the request's fields).")
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
@@ -204,6 +205,30 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
         if result is None:  # the client is gone; nobody reads this
             return JSONResponse({"detail": "client disconnected"}, status_code=499)
         return answer(result)
+
+    @app.post(
+        "/v1/batch",
+        status_code=200,
+        response_class=BatchResponse,
+        responses={
+            200: {
+                "description": 'NDJSON: one {"index", "response": FetchResponse} line per input as it completes, '
+                'then {"summary": …}',
+                "content": {NDJSON: {}},
+            },
+            422: {  # the whole batch refused; JSON, not the stream's media type
+                "description": "invalid_request (names the field)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FetchResponse"}}},
+            },
+        },
+        dependencies=auth,
+    )
+    async def batch(body: BatchRequest) -> Response:
+        """Fetch many URLs; the answers stream back as NDJSON lines as they complete (``batch.py``)."""
+        try:
+            return BatchResponse(Batch(service, body))
+        except InvalidRequest as exc:  # more requests than BROWSER_SERVICE_BATCH_MAX
+            return _invalid("", exc.message)
 
     @app.post("/v1/extract", response_model=FetchResponse, responses=_ERROR_RESPONSES, dependencies=auth)
     async def extract(body: ExtractRequest) -> JSONResponse:

@@ -115,7 +115,7 @@ def _is_loopback(host: str) -> bool:
 
 @app.command()
 def fetch(
-    url: Annotated[str, typer.Argument(help="The http(s) URL to fetch.")],
+    url: Annotated[str | None, typer.Argument(help="The http(s) URL to fetch (or --input).")] = None,
     format: Annotated[
         list[str] | None, typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)}; repeatable.")
     ] = None,
@@ -126,9 +126,26 @@ def fetch(
     wait_for: Annotated[str | None, typer.Option(help="Browser: CSS selector to wait for.")] = None,
     full_page: Annotated[bool, typer.Option("--full-page", help="The whole page, not only main content.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole FetchResponse as JSON.")] = False,
+    input_file: Annotated[
+        str | None, typer.Option("--input", "-i", help="A file of URLs, one per line (- for stdin): fetch them all.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="With --input: write the NDJSON lines here, not stdout.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="With --input: fetches at once (default: the pool size).")
+    ] = None,
 ) -> None:
-    """Fetch URL and print its content (or the typed error; non-zero exit)."""
+    """Fetch URL and print its content (or the typed error; non-zero exit).
+
+    With --input, fetch every URL of a file as a batch: NDJSON lines as in POST /v1/batch, a
+    progress bar and a summary table on stderr; the exit code is the most severe failure's.
+    """
     from browser_service.fetcher import Fetcher
+
+    if (url is None) == (input_file is None):
+        typer.echo("error: give either a URL or --input FILE.", err=True)
+        raise typer.Exit(2)
 
     raw: dict[str, Any] = {
         "url": url,
@@ -140,6 +157,9 @@ def fetch(
         "wait_for": wait_for,
         "main_content": not full_page,
     }
+    if input_file is not None:
+        raise typer.Exit(_fetch_batch(input_file, output, {k: v for k, v in raw.items() if k != "url"}, concurrency))
+    assert url is not None
     try:
         request = FetchRequest.model_validate(raw)
     except ValidationError as exc:
@@ -153,6 +173,21 @@ def fetch(
         response = asyncio.run(run())
     _emit(response, as_json)
     raise typer.Exit(exit_code(response))
+
+
+def _fetch_batch(source: str, output: Path | None, options: dict[str, Any], concurrency: int | None) -> int:
+    from browser_service import cli_batch
+
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        typer.echo(f"error: cannot read {source}: {exc}", err=True)
+        return 2
+    urls = cli_batch.read_urls(text.splitlines())
+    if output is None:
+        return cli_batch.run(urls, options, concurrency, sys.stdout, exit_code)
+    with output.open("w", encoding="utf-8") as out:
+        return cli_batch.run(urls, options, concurrency, out, exit_code)
 
 
 @app.command()

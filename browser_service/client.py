@@ -6,6 +6,10 @@
         page = service.fetch("https://example.com/", formats=["markdown", "links"])
         print(page.markdown)
 
+``batch`` sends many requests in one ``POST /v1/batch`` and yields each answer (a ``BatchItem``:
+its ``index`` in the list and its ``response``) as it completes; failed items are yielded, not
+raised, so one failure does not end the batch.
+
 A failed fetch raises the exception class the server raised (``errors.py``: ``NotFound``,
 ``Blocked``, ``CircuitOpen`` …, all ``FetchError``), rebuilt from the answer's ``ErrorInfo``, with
 the whole ``FetchResponse`` on ``exc.response``; ``raise_errors=False`` returns it instead. A stale
@@ -18,12 +22,14 @@ a refused API key, an answer that is not the contract's.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from browser_service.batch import BatchItem, BatchSummaryLine
 from browser_service.contract import (
     ExtractRequest,
     FetchRequest,
@@ -63,6 +69,60 @@ def _extract_body(html: str, url: str, options: dict[str, Any]) -> dict[str, Any
     return ExtractRequest.model_validate({"html": html, "url": url, **options}).model_dump(
         mode="json", exclude_unset=True
     )
+
+
+BatchInput = FetchRequest | Mapping[str, Any] | str
+
+
+def _batch_body(requests: Iterable[BatchInput], concurrency: int | None) -> tuple[dict[str, Any], httpx.Timeout]:
+    """The body, validated here as ``fetch`` validates its options; a URL string is ``{"url": …}``."""
+    items = [
+        r if isinstance(r, FetchRequest) else FetchRequest.model_validate({"url": r} if isinstance(r, str) else r)
+        for r in requests
+    ]
+    body: dict[str, Any] = {"requests": [i.model_dump(mode="json", exclude_unset=True) for i in items]}
+    if concurrency is not None:
+        body["concurrency"] = concurrency
+    # A line arrives at the latest when the slowest running item's deadline ends.
+    longest = max((i.timeout_ms for i in items), default=0) / 1000
+    return body, httpx.Timeout(30.0, read=longest + MARGIN_S)
+
+
+class _BatchLines:
+    """Checks a batch stream: one item line per input, then the summary — or a ServiceProblem."""
+
+    def __init__(self, answer: httpx.Response, expected: int) -> None:
+        self.answer = answer
+        self.expected = expected
+        self.seen = 0
+
+    def refused(self) -> Exception:
+        """The whole batch was refused (its body read): the typed error, or a ServiceProblem."""
+        try:
+            _page(self.answer, raise_errors=True)
+        except (FetchError, ServiceProblem) as exc:
+            return exc
+        return _problem(self.answer)
+
+    def item(self, raw: str) -> BatchItem | None:
+        """The item of a line; None for the summary (the end)."""
+        try:
+            if raw.startswith('{"summary"'):
+                BatchSummaryLine.model_validate_json(raw)
+                if self.seen != self.expected:
+                    raise self.cut()
+                return None
+            self.seen += 1
+            return BatchItem.model_validate_json(raw)
+        except ValidationError:
+            raise ServiceProblem(
+                f"{self.answer.request.url} sent a line that is not the batch contract: {raw[:200]}"
+            ) from None
+
+    def cut(self) -> ServiceProblem:
+        return ServiceProblem(
+            f"{self.answer.request.url}: the batch stream ended after {self.seen} of {self.expected} answers."
+        )
 
 
 def _page(answer: httpx.Response, raise_errors: bool) -> FetchResponse:
@@ -112,6 +172,28 @@ class Client:
         """``POST /v1/fetch``; ``options`` are ``FetchRequest`` fields (``formats``, ``render`` …)."""
         body, timeout = _fetch_body(url, options)
         return _page(self._send("POST", "/v1/fetch", json=body, wait_s=timeout), raise_errors)
+
+    def batch(self, requests: Iterable[BatchInput], *, concurrency: int | None = None) -> Iterator[BatchItem]:
+        """``POST /v1/batch``: each item's answer as it completes (``item.index``, ``item.response``).
+
+        Items are ``FetchRequest``s, dicts of its fields or URLs; failed fetches are yielded, not raised.
+        """
+        body, timeout = _batch_body(requests, concurrency)
+        try:
+            with self._http.stream("POST", "/v1/batch", json=body, timeout=timeout) as answer:
+                lines = _BatchLines(answer, len(body["requests"]))
+                if answer.status_code != 200:
+                    answer.read()
+                    raise lines.refused()
+                for raw in answer.iter_lines():
+                    if raw.strip():
+                        item = lines.item(raw)
+                        if item is None:
+                            return
+                        yield item
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.base_url, exc) from exc
+        raise lines.cut()
 
     def extract(self, html: str, url: str, *, raise_errors: bool = True, **options: Any) -> FetchResponse:
         return _page(self._send("POST", "/v1/extract", json=_extract_body(html, url, options)), raise_errors)
@@ -177,6 +259,27 @@ class AsyncClient:
         body, timeout = _fetch_body(url, options)
         return _page(await self._send("POST", "/v1/fetch", json=body, wait_s=timeout), raise_errors)
 
+    async def batch(
+        self, requests: Iterable[BatchInput], *, concurrency: int | None = None
+    ) -> AsyncIterator[BatchItem]:
+        """``POST /v1/batch``: each item's answer as it completes; see :meth:`Client.batch`."""
+        body, timeout = _batch_body(requests, concurrency)
+        try:
+            async with self._http.stream("POST", "/v1/batch", json=body, timeout=timeout) as answer:
+                lines = _BatchLines(answer, len(body["requests"]))
+                if answer.status_code != 200:
+                    await answer.aread()
+                    raise lines.refused()
+                async for raw in answer.aiter_lines():
+                    if raw.strip():
+                        item = lines.item(raw)
+                        if item is None:
+                            return
+                        yield item
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.base_url, exc) from exc
+        raise lines.cut()
+
     async def extract(self, html: str, url: str, *, raise_errors: bool = True, **options: Any) -> FetchResponse:
         return _page(await self._send("POST", "/v1/extract", json=_extract_body(html, url, options)), raise_errors)
 
@@ -226,4 +329,4 @@ class AsyncClient:
         await self.aclose()
 
 
-__all__ = ["AsyncClient", "Client", "FetchError", "ServiceProblem"]
+__all__ = ["AsyncClient", "BatchItem", "Client", "FetchError", "ServiceProblem"]

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     )
     quarantine_max_items: int = Field(1_000, ge=1, description="Suspect results kept for review; oldest go first.")
 
+    # --- batch -----------------------------------------------------------------------------
+    batch_max: int = Field(1_000, ge=1, le=100_000, description="Most requests in one POST /v1/batch.")
+    batch_concurrency: int | None = Field(
+        None, ge=1, description="A batch's default concurrency; unset: half the pool's slots. Never above pool_size."
+    )
+
     # --- state -----------------------------------------------------------------------------
     cache_dir: Path = Field(Path(".cache/browser-service"), description="Embedded cache location.")
     cache_size_mb: int = Field(1024, ge=1, description="Embedded cache bound; least recently used go first.")

@@ -220,6 +220,15 @@ def _fail_then_ok(h: Handler) -> None:
         h.page("article.html")
 
 
+def _gate(h: Handler) -> None:
+    """The article, once the test opens gate ``id`` (``server.gate(id).set()``): a request that
+    stays in flight exactly as long as the test needs, without timing."""
+    gate = h.server.gate(h.query.get("id", ""))
+    while not gate.wait(0.05) and not h.server.stop.is_set():
+        pass
+    h.page("article.html")
+
+
 def _rate_limited(h: Handler) -> None:
     h.send(429, "<html><body>Too many requests</body></html>", headers={"Retry-After": h.query.get("after", "2")})
 
@@ -386,6 +395,7 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/robots.txt": _robots,
     "/fail-then-ok": _fail_then_ok,
     "/rate-limited": _rate_limited,
+    "/gate": _gate,
     "/challenge": _challenge,
     "/shrinking": _shrinking,
     "/hostile-text": lambda h: h.send(200, HOSTILE_TEXT),
@@ -445,6 +455,7 @@ class FixtureServer(ThreadingHTTPServer):
         self.hits: collections.Counter[str] = collections.Counter()
         self.hit_times: collections.defaultdict[str, list[float]] = collections.defaultdict(list)
         self.series: collections.Counter[str] = collections.Counter()
+        self.gates: collections.defaultdict[str, threading.Event] = collections.defaultdict(threading.Event)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, name="fixture-site", daemon=True)
 
@@ -460,6 +471,11 @@ class FixtureServer(ThreadingHTTPServer):
         with self._lock:
             self.hits[path] += 1
             self.hit_times[path].append(time.monotonic())
+
+    def gate(self, name: str) -> threading.Event:
+        """The event /gate?id=NAME waits for."""
+        with self._lock:
+            return self.gates[name]
 
     def start(self) -> FixtureServer:
         self._thread.start()
