@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
@@ -28,7 +27,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from browser_service import operator_page
+from browser_service.admission import IdentifyCaller
 from browser_service.batch import NDJSON, Batch, BatchRequest, BatchResponse
+from browser_service.body_limit import LimitBody
 from browser_service.contract import (
     API_VERSION,
     ErrorInfo,
@@ -54,6 +55,7 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": FetchResponse, "description": desc}
     for code, desc in (
         (403, "forbidden_target, robots_disallowed"),
+        (413, "invalid_request: the request body is over BROWSER_SERVICE_MAX_BODY_BYTES"),
         (422, "invalid_request (names the field)"),
         (500, "internal_error"),
         (502, "the origin failed: dns_error, connection_error, not_found, http_error, …"),
@@ -178,6 +180,9 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
         lifespan=lifespan,
     )
     app.state.fetcher = service
+    # Pure ASGI, outermost: bodies are bounded for every route; the caller is known to admission.py.
+    app.add_middleware(IdentifyCaller, api_keys=settings.api_keys)
+    app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
     auth = [Depends(require_key)]
     # MCP over streamable HTTP (browser_service/mcp_server.py): the same Fetcher and the same keys.
     app.router.routes.append(Route("/mcp", endpoint=_RequireKey(mcp, settings), name="mcp"))
@@ -233,7 +238,7 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
     @app.post("/v1/extract", response_model=FetchResponse, responses=_ERROR_RESPONSES, dependencies=auth)
     async def extract(body: ExtractRequest) -> JSONResponse:
         """Extract content from HTML you supply. Same answer shape as ``/v1/fetch``."""
-        return answer(await run_in_threadpool(service.extract, body))
+        return answer(await service.extract_admitted(body))
 
     @app.get("/v1/health", response_model=Health, dependencies=auth)
     async def health() -> JSONResponse:

@@ -79,10 +79,9 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the HTTP API (default 127.0.0.1:8000)."""
-    import uvicorn
-
     from browser_service.api import create_app
     from browser_service.chromium import BrowserNotFound, locate
+    from browser_service.fetcher import Fetcher
 
     settings = Settings()
     host = host or settings.host
@@ -101,7 +100,11 @@ def serve(
         except BrowserNotFound as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(3) from None
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+    from browser_service.shutdown import serve as run_server
+
+    service = Fetcher(settings)
+    # SIGTERM drains (BROWSER_SERVICE_SHUTDOWN_GRACE_S), answers the rest, closes Chromium, exits 0.
+    run_server(create_app(settings, service), service.admission, host=host, port=port, log_level=log_level)
 
 
 def _is_loopback(host: str) -> bool:

@@ -23,7 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TypeVar
 
+import anyio.to_thread
+
 from browser_service import detect, quality
+from browser_service.admission import Admission
 from browser_service.answer import error_response, extract_response, extraction_for, fill_content
 from browser_service.breaker import BreakerConfig, Breakers, CircuitOpenRefusal
 from browser_service.cache import CacheEntry, CacheStore, DiskCacheStore, cache_key
@@ -96,6 +99,7 @@ class Fetcher:
             settle_cap_ms=self.settings.settle_cap_ms,
             settle_quiet_ms=self.settings.settle_quiet_ms,
             challenge_wait_ms=self.settings.challenge_wait_ms,
+            max_screenshot_bytes=self.settings.max_screenshot_bytes,
         )
         self.cache: CacheStore = DiskCacheStore(
             self.settings.cache_dir, size_limit_bytes=self.settings.cache_size_mb * 2**20
@@ -126,6 +130,8 @@ class Fetcher:
         self._cpu = ThreadPoolExecutor(max_workers=4, thread_name_prefix="extract")
         self._started = time.monotonic()
         self._closed = False
+        #: Per-caller concurrency and the shutdown drain: every fetch and extract enters through it.
+        self.admission = Admission(self.settings.key_concurrency, self.settings.shutdown_grace_s)
 
     async def start(self, *, launch_browser: bool = False) -> None:
         if launch_browser:
@@ -153,6 +159,9 @@ class Fetcher:
     # --- fetch ---------------------------------------------------------------------------------
 
     async def fetch(self, request: FetchRequest) -> FetchResponse:
+        return await self.admission.run(str(request.url), lambda: self._fetch(request))
+
+    async def _fetch(self, request: FetchRequest) -> FetchResponse:
         trace_id = uuid.uuid4().hex
         timeout_ms = min(request.timeout_ms, self.settings.max_timeout_ms)
         # The stages get the deadline minus a reserve, so the answer itself is on time.
@@ -601,7 +610,17 @@ class Fetcher:
         return response, entry, findings
 
     def extract(self, request: ExtractRequest) -> FetchResponse:
+        """Extraction alone, in the calling thread (CPU work: not on the event loop)."""
         return extract_response(request)
+
+    async def extract_admitted(self, request: ExtractRequest) -> FetchResponse:
+        """:meth:`extract` off the event loop, admitted like a fetch (the adapters call this one)."""
+
+        async def work() -> FetchResponse:
+            # Abandoned, not awaited, when cut at shutdown: the thread finishes on its own.
+            return await anyio.to_thread.run_sync(self.extract, request, abandon_on_cancel=True)
+
+        return await self.admission.run(str(request.url), work)
 
     # --- quarantine -----------------------------------------------------------------------------
 

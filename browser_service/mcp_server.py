@@ -28,8 +28,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
-import anyio.to_thread
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
@@ -51,7 +49,8 @@ log = logging.getLogger(__name__)
 #: The ``_meta`` key of each MCP tool that carries the tool version (``tools.TOOL_VERSION``).
 VERSION_META_KEY = "browser-service/tool_version"
 
-#: Streamable-HTTP request bodies: ``extract`` takes up to 20 M characters of HTML.
+#: The SDK's own bound on streamable-HTTP bodies; the REST app's ``LimitBody`` (BROWSER_SERVICE_MAX_BODY_BYTES)
+#: refuses larger ones before they get here.
 MAX_BODY_BYTES = 32 * 2**20
 
 INSTRUCTIONS = (
@@ -125,8 +124,8 @@ async def run_tool(fetcher: Fetcher, spec: ToolSpec, arguments: dict[str, Any]) 
         return await fetcher.fetch(request)  # never raises (but CancelledError)
     assert isinstance(request, ExtractRequest)
     try:
-        # Extraction is CPU work: off the event loop, as the REST route does.
-        return await anyio.to_thread.run_sync(fetcher.extract, request)
+        # Extraction is CPU work: off the event loop, admitted like a fetch (as the REST route does).
+        return await fetcher.extract_admitted(request)
     except Exception as exc:  # a bug: still one typed answer
         trace_id = uuid.uuid4().hex
         log.exception("internal error in extract", extra={"trace_id": trace_id})
@@ -258,7 +257,9 @@ class StreamableHTTP:
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        manager = StreamableHTTPSessionManager(app=self.server, stateless=True, max_request_body_size=MAX_BODY_BYTES)
+        manager = StreamableHTTPSessionManager(
+            app=self.server, stateless=True, max_request_body_size=max(MAX_BODY_BYTES, self.settings.max_body_bytes)
+        )
         async with manager.run():
             self._manager = manager
             try:

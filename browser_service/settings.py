@@ -118,6 +118,26 @@ class Settings(BaseSettings):
 
     # --- exposure --------------------------------------------------------------------------
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Limits of what callers may send and hold (admission.py, body_limit.py, shutdown.py).
+    max_body_bytes: int = Field(
+        32 * 2**20,
+        ge=1024,
+        description="Largest request body: room for /v1/extract's 20 M characters of HTML, JSON-escaped; more → 413.",
+    )
+    key_concurrency: int = Field(
+        8,
+        ge=1,
+        le=100_000,
+        description="Fetches and extracts in progress at once per API key (no per-caller limit without keys).",
+    )
+    max_screenshot_bytes: int = Field(
+        3 * 2**20,
+        ge=1024,
+        description="Largest screenshot PNG; a bigger one is clipped to its top, with a warning.",
+    )
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, le=3_600, description="On SIGTERM: how long requests in progress may take to finish."
+    )
 
     @field_validator("browser_args", "allow", "api_keys", mode="before")
     @classmethod

@@ -143,6 +143,29 @@ def _slow(h: Handler) -> None:
     h.page("article.html")
 
 
+def _hold(h: Handler) -> None:
+    """Answers the article once the test opens the gate ``?id=`` (``FixtureServer.release``): a
+    request that stays in flight exactly as long as the test needs, without timing."""
+    name = h.query.get("id", "")
+    h.server.count(f"/hold?id={name}")  # arrivals per gate: tests wait on this
+    h.server.gate(name).wait(timeout=120)
+    h.page("article.html")
+
+
+#: A full-viewport canvas of deterministic noise: a screenshot PNG of several MB (1280×900).
+NOISE_PAGE = """<!doctype html><html><head><title>Noise</title><style>body{margin:0}</style></head><body>
+<canvas id=c width=1280 height=900></canvas><p>A page of noise, with a sentence of text under it.</p>
+<script>
+const c = document.getElementById('c'), g = c.getContext('2d'), img = g.createImageData(1280, 900);
+let x = 12345;
+for (let i = 0; i < img.data.length; i++) {
+  x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+  img.data[i] = i % 4 === 3 ? 255 : x >>> 24;
+}
+g.putImageData(img, 0, 0);
+</script></body></html>"""
+
+
 def _slow_body(h: Handler) -> None:
     h.send_response(200)
     h.send_header("Content-Type", "text/html")
@@ -218,15 +241,6 @@ def _fail_then_ok(h: Handler) -> None:
         h.send(503, "<html><body>Service temporarily unavailable</body></html>")
     else:
         h.page("article.html")
-
-
-def _gate(h: Handler) -> None:
-    """The article, once the test opens gate ``id`` (``server.gate(id).set()``): a request that
-    stays in flight exactly as long as the test needs, without timing."""
-    gate = h.server.gate(h.query.get("id", ""))
-    while not gate.wait(0.05) and not h.server.stop.is_set():
-        pass
-    h.page("article.html")
 
 
 def _rate_limited(h: Handler) -> None:
@@ -395,7 +409,7 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/robots.txt": _robots,
     "/fail-then-ok": _fail_then_ok,
     "/rate-limited": _rate_limited,
-    "/gate": _gate,
+    "/gate": _hold,  # the same gate under the name the batch tests use
     "/challenge": _challenge,
     "/shrinking": _shrinking,
     "/hostile-text": lambda h: h.send(200, HOSTILE_TEXT),
@@ -406,6 +420,8 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/redirect": _redirect,
     "/redirect-loop": _redirect_loop,
     "/slow": _slow,
+    "/hold": _hold,
+    "/noise": lambda h: h.send(200, NOISE_PAGE),
     "/slow-body": _slow_body,
     "/reset": lambda h: h.reset(),
     "/huge": _huge,
@@ -455,8 +471,9 @@ class FixtureServer(ThreadingHTTPServer):
         self.hits: collections.Counter[str] = collections.Counter()
         self.hit_times: collections.defaultdict[str, list[float]] = collections.defaultdict(list)
         self.series: collections.Counter[str] = collections.Counter()
-        self.gates: collections.defaultdict[str, threading.Event] = collections.defaultdict(threading.Event)
         self._lock = threading.Lock()
+        self._gates: dict[str, threading.Event] = {}
+        self._arrived = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self.serve_forever, name="fixture-site", daemon=True)
 
     @property
@@ -471,11 +488,21 @@ class FixtureServer(ThreadingHTTPServer):
         with self._lock:
             self.hits[path] += 1
             self.hit_times[path].append(time.monotonic())
+            self._arrived.notify_all()
+
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float = 30) -> None:
+        """Block (a thread, not the event loop) until ``condition`` holds; re-checked at each hit."""
+        with self._arrived:
+            if not self._arrived.wait_for(condition, timeout_s):
+                raise AssertionError(f"the site never saw what the test waited for; hits: {dict(self.hits)}")
 
     def gate(self, name: str) -> threading.Event:
-        """The event /gate?id=NAME waits for."""
+        """The gate ``/hold?id=name`` waits on (created closed)."""
         with self._lock:
-            return self.gates[name]
+            return self._gates.setdefault(name, threading.Event())
+
+    def release(self, name: str) -> None:
+        self.gate(name).set()
 
     def start(self) -> FixtureServer:
         self._thread.start()
@@ -483,6 +510,8 @@ class FixtureServer(ThreadingHTTPServer):
 
     def close(self) -> None:
         self.stop.set()
+        for gate in list(self._gates.values()):
+            gate.set()
         self.shutdown()
         self.server_close()
 

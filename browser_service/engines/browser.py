@@ -29,6 +29,7 @@ from browser_service.deadline import Deadline
 from browser_service.egress import PROXY_ERRORS
 from browser_service.encoding import decode
 from browser_service.engines.base import RawPage, content_kind, header_charset, mime_type
+from browser_service.engines.screenshot import capture
 from browser_service.engines.settle import SNAPSHOT
 from browser_service.errors import (
     BrowserError,
@@ -59,6 +60,7 @@ class BrowserEngine:
         settle_cap_ms: int,
         settle_quiet_ms: int,
         challenge_wait_ms: int = 12_000,
+        max_screenshot_bytes: int = 3 * 2**20,
     ) -> None:
         self._pool = pool
         self._policy = policy
@@ -67,6 +69,7 @@ class BrowserEngine:
         self._settle_cap_s = settle_cap_ms / 1000
         self._settle_quiet_ms = settle_quiet_ms
         self._challenge_wait_s = challenge_wait_ms / 1000
+        self._max_screenshot_bytes = max_screenshot_bytes
 
     async def fetch(
         self,
@@ -180,7 +183,8 @@ class BrowserEngine:
                     )
                     raw.warnings.append("passed a JavaScript challenge in the browser")
                 if screenshot:
-                    raw.screenshot = await deadline.run(page.screenshot(type="png", timeout=0), "screenshot")
+                    raw.screenshot, clipped = await capture(page, deadline, self._max_screenshot_bytes)
+                    raw.warnings += [clipped] if clipped else []
             # The page may have tried to navigate to a refused target meanwhile (a meta refresh, a
             # script setting location, a redirect after either): its real content is out of bounds.
             # A navigation still in flight gets a bounded wait to find out where it ends.
@@ -358,7 +362,8 @@ class BrowserEngine:
             )
         shot = None
         if screenshot:
-            shot = await deadline.run(page.screenshot(type="png", timeout=0), "screenshot")
+            shot, clipped = await capture(page, deadline, self._max_screenshot_bytes)
+            warnings += [clipped] if clipped else []
         return RawPage(
             url=url,
             final_url=page.url,
