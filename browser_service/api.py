@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from browser_service.contract import (
     API_VERSION,
+    ErrorBody,
     ErrorInfo,
     ErrorKind,
     ExtractRequest,
@@ -39,8 +40,11 @@ from browser_service.contract import (
     QuarantineDecision,
     QuarantineItem,
     QuarantineList,
+    SessionCreate,
+    SessionDeleted,
+    SessionInfo,
 )
-from browser_service.errors import ERROR_CLASSES
+from browser_service.errors import ERROR_CLASSES, FetchError
 from browser_service.fetcher import Fetcher
 from browser_service.mcp_server import StreamableHTTP
 from browser_service.settings import Settings
@@ -112,6 +116,16 @@ def _invalid(url: str, message: str) -> JSONResponse:
             error=ErrorInfo(kind=ErrorKind.INVALID_REQUEST, message=message, retryable=False),
         )
     )
+
+
+async def _session_answer(work: Awaitable[SessionInfo | SessionDeleted]) -> JSONResponse:
+    try:
+        result = await work
+    except FetchError as exc:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))} if exc.retry_after_s else None
+        body = ErrorBody(error=exc.info()).model_dump(mode="json")
+        return JSONResponse(body, status_code=exc.http_status, headers=headers)
+    return JSONResponse(result.model_dump(mode="json"))
 
 
 def _not_held(item_id: str) -> StarletteHTTPException:
@@ -251,6 +265,30 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
         if decision is None:
             raise _not_held(item_id)
         return decision
+
+    # --- named sessions (sessions.py): errors are typed (session_not_found 404, …) as {ok, error} ---
+
+    _session_errors: dict[int | str, dict[str, Any]] = {
+        404: {"model": ErrorBody, "description": "session_not_found"},
+        422: {"model": ErrorBody, "description": "invalid_request"},
+        503: {"model": ErrorBody, "description": "overloaded (too many sessions)"},
+    }
+
+    @app.post("/v1/sessions", response_model=SessionInfo, responses=_session_errors, dependencies=auth)
+    async def create_session(body: SessionCreate | None = None) -> JSONResponse:
+        """A named session: fetches naming its id share cookies and localStorage, across restarts."""
+        return await _session_answer(service.sessions.create((body or SessionCreate()).ttl_s))
+
+    @app.get("/v1/sessions/{session_id}", response_model=SessionInfo, responses=_session_errors, dependencies=auth)
+    async def session(session_id: str) -> JSONResponse:
+        return await _session_answer(service.sessions.info(session_id))
+
+    @app.delete(
+        "/v1/sessions/{session_id}", response_model=SessionDeleted, responses=_session_errors, dependencies=auth
+    )
+    async def delete_session(session_id: str) -> JSONResponse:
+        """Forget the session and its stored state; its id is session_not_found from then on."""
+        return await _session_answer(service.sessions.delete(session_id))
 
     @app.get("/v1/tools", dependencies=auth)
     async def tools() -> dict[str, Any]:
