@@ -56,7 +56,8 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": FetchResponse, "description": desc}
     for code, desc in (
         (403, "forbidden_target, robots_disallowed"),
-        (422, "invalid_request (names the field)"),
+        (404, "session_not_found"),
+        (422, "invalid_request (names the field), action_failed (names the step)"),
         (500, "internal_error"),
         (502, "the origin failed: dns_error, connection_error, not_found, http_error, …"),
         (503, "overloaded, circuit_open, browser_error (with Retry-After)"),

@@ -29,6 +29,7 @@ import contextlib
 import http.cookiejar
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -41,7 +42,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, Field, ValidationError
 
-from browser_service.contract import SessionDeleted, SessionInfo
+from browser_service.contract import SESSION_ID_PATTERN, SessionDeleted, SessionInfo
 from browser_service.deadline import Deadline
 from browser_service.errors import InvalidRequest, Overloaded, SessionNotFound
 
@@ -231,7 +232,7 @@ class SessionStore:
     async def _record(self, session_id: str) -> SessionRecord:
         index = await self._loaded_index()
         record: SessionRecord | None = None
-        if session_id in index:
+        if session_id in index and re.fullmatch(SESSION_ID_PATTERN, session_id):  # never a path of its own
             record = await self._run(self._read, session_id)
         if record is None:
             raise _not_found(session_id, "does not exist (never created, or deleted)")
