@@ -32,6 +32,7 @@ from browser_service.batch import NDJSON, Batch, BatchRequest, BatchResponse
 from browser_service.body_limit import LimitBody
 from browser_service.contract import (
     API_VERSION,
+    ErrorBody,
     ErrorInfo,
     ErrorKind,
     ExtractRequest,
@@ -42,8 +43,11 @@ from browser_service.contract import (
     QuarantineDecision,
     QuarantineItem,
     QuarantineList,
+    SessionCreate,
+    SessionDeleted,
+    SessionInfo,
 )
-from browser_service.errors import ERROR_CLASSES, InvalidRequest
+from browser_service.errors import ERROR_CLASSES, FetchError, InvalidRequest
 from browser_service.fetcher import Fetcher
 from browser_service.mcp_server import StreamableHTTP
 from browser_service.settings import Settings
@@ -55,8 +59,9 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": FetchResponse, "description": desc}
     for code, desc in (
         (403, "forbidden_target, robots_disallowed"),
+        (404, "session_not_found"),
         (413, "invalid_request: the request body is over BROWSER_SERVICE_MAX_BODY_BYTES"),
-        (422, "invalid_request (names the field)"),
+        (422, "invalid_request (names the field), action_failed (names the step)"),
         (500, "internal_error"),
         (502, "the origin failed: dns_error, connection_error, not_found, http_error, …"),
         (503, "overloaded, circuit_open, browser_error (with Retry-After)"),
@@ -116,6 +121,16 @@ def _invalid(url: str, message: str) -> JSONResponse:
             error=ErrorInfo(kind=ErrorKind.INVALID_REQUEST, message=message, retryable=False),
         )
     )
+
+
+async def _session_answer(work: Awaitable[SessionInfo | SessionDeleted]) -> JSONResponse:
+    try:
+        result = await work
+    except FetchError as exc:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))} if exc.retry_after_s else None
+        body = ErrorBody(error=exc.info()).model_dump(mode="json")
+        return JSONResponse(body, status_code=exc.http_status, headers=headers)
+    return JSONResponse(result.model_dump(mode="json"))
 
 
 def _not_held(item_id: str) -> StarletteHTTPException:
@@ -282,6 +297,30 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
         if decision is None:
             raise _not_held(item_id)
         return decision
+
+    # --- named sessions (sessions.py): errors are typed (session_not_found 404, …) as {ok, error} ---
+
+    _session_errors: dict[int | str, dict[str, Any]] = {
+        404: {"model": ErrorBody, "description": "session_not_found"},
+        422: {"model": ErrorBody, "description": "invalid_request"},
+        503: {"model": ErrorBody, "description": "overloaded (too many sessions)"},
+    }
+
+    @app.post("/v1/sessions", response_model=SessionInfo, responses=_session_errors, dependencies=auth)
+    async def create_session(body: SessionCreate | None = None) -> JSONResponse:
+        """A named session: fetches naming its id share cookies and localStorage, across restarts."""
+        return await _session_answer(service.sessions.create((body or SessionCreate()).ttl_s))
+
+    @app.get("/v1/sessions/{session_id}", response_model=SessionInfo, responses=_session_errors, dependencies=auth)
+    async def session(session_id: str) -> JSONResponse:
+        return await _session_answer(service.sessions.info(session_id))
+
+    @app.delete(
+        "/v1/sessions/{session_id}", response_model=SessionDeleted, responses=_session_errors, dependencies=auth
+    )
+    async def delete_session(session_id: str) -> JSONResponse:
+        """Forget the session and its stored state; its id is session_not_found from then on."""
+        return await _session_answer(service.sessions.delete(session_id))
 
     @app.get("/v1/tools", dependencies=auth)
     async def tools() -> dict[str, Any]:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from browser_service.batch import BatchItem, BatchSummaryLine
 from browser_service.contract import (
+    ErrorBody,
     ExtractRequest,
     FetchRequest,
     FetchResponse,
@@ -38,6 +39,9 @@ from browser_service.contract import (
     HostStatus,
     QuarantineDecision,
     QuarantineList,
+    SessionCreate,
+    SessionDeleted,
+    SessionInfo,
 )
 from browser_service.errors import FetchError, from_info
 
@@ -146,6 +150,21 @@ def _model(answer: httpx.Response, model: type[M]) -> M:
         raise _problem(answer) from None
 
 
+def _session(answer: httpx.Response, model: type[M]) -> M:
+    """A session endpoint's answer; its typed error (``SessionNotFound`` …) raised as the server's class."""
+    if answer.status_code >= 400:
+        try:
+            failure = ErrorBody.model_validate_json(answer.content)
+        except ValidationError:
+            raise _problem(answer) from None
+        raise from_info(failure.error)
+    return _model(answer, model)
+
+
+def _session_body(ttl_s: int | None) -> dict[str, Any]:
+    return SessionCreate(ttl_s=ttl_s).model_dump(mode="json", exclude_none=True)
+
+
 def _problem(answer: httpx.Response) -> ServiceProblem:
     detail = answer.text[:300]
     with contextlib.suppress(ValueError, AttributeError):  # not JSON, or not an object
@@ -215,6 +234,16 @@ class Client:
 
     def reject(self, item_id: str) -> QuarantineDecision:
         return _model(self._send("POST", f"/v1/quarantine/{item_id}/reject"), QuarantineDecision)
+
+    def create_session(self, ttl_s: int | None = None) -> SessionInfo:
+        """``POST /v1/sessions``: pass the id as ``session=`` to ``fetch`` to share cookies and storage."""
+        return _session(self._send("POST", "/v1/sessions", json=_session_body(ttl_s)), SessionInfo)
+
+    def session(self, session_id: str) -> SessionInfo:
+        return _session(self._send("GET", f"/v1/sessions/{session_id}"), SessionInfo)
+
+    def delete_session(self, session_id: str) -> SessionDeleted:
+        return _session(self._send("DELETE", f"/v1/sessions/{session_id}"), SessionDeleted)
 
     def tools(self) -> dict[str, Any]:
         answer = self._send("GET", "/v1/tools")
@@ -300,6 +329,15 @@ class AsyncClient:
 
     async def reject(self, item_id: str) -> QuarantineDecision:
         return _model(await self._send("POST", f"/v1/quarantine/{item_id}/reject"), QuarantineDecision)
+
+    async def create_session(self, ttl_s: int | None = None) -> SessionInfo:
+        return _session(await self._send("POST", "/v1/sessions", json=_session_body(ttl_s)), SessionInfo)
+
+    async def session(self, session_id: str) -> SessionInfo:
+        return _session(await self._send("GET", f"/v1/sessions/{session_id}"), SessionInfo)
+
+    async def delete_session(self, session_id: str) -> SessionDeleted:
+        return _session(await self._send("DELETE", f"/v1/sessions/{session_id}"), SessionDeleted)
 
     async def tools(self) -> dict[str, Any]:
         answer = await self._send("GET", "/v1/tools")

@@ -68,6 +68,7 @@ from browser_service.quarantine import QuarantineStore
 from browser_service.render_policy import needs_browser
 from browser_service.retry import MIN_TRY_S, RetryPolicy, with_retries
 from browser_service.robots import RobotsRules
+from browser_service.sessions import LiveSession, SessionStore
 from browser_service.settings import Settings
 from extractors import Extraction
 
@@ -109,6 +110,12 @@ class Fetcher:
             self.settings.cache_dir / "quarantine", max_items=self.settings.quarantine_max_items
         )
         s = self.settings
+        self.sessions = SessionStore(
+            s.cache_dir / "sessions",
+            default_ttl_s=s.session_ttl_s,
+            max_ttl_s=s.session_max_ttl_s,
+            max_sessions=s.session_max_count,
+        )
         self.retry_policy = RetryPolicy(attempts=s.retry_attempts, backoff_s=s.retry_backoff_ms / 1000)
         self.breakers = Breakers(
             BreakerConfig(
@@ -147,6 +154,7 @@ class Fetcher:
         await self.http.aclose()
         await self.cache.aclose()
         await self.quarantine.aclose()
+        self.sessions.close()
         self._cpu.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> Fetcher:
@@ -177,8 +185,11 @@ class Fetcher:
             # A backstop: every stage bounds its awaits by the deadline; should one not, the request
             # still ends on time with a typed timeout instead of hanging.
             async with asyncio.timeout(deadline.remaining() + ANSWER_RESERVE_S / 2):
-                entry = await self._cache_get(key, deadline)
-                response = await self._serve(request, key, entry, deadline, attempts, trace_id)
+                if request.session is not None:
+                    response = await self._in_session(request, key, deadline, attempts, trace_id)
+                else:
+                    entry = await self._cache_get(key, deadline)
+                    response = await self._serve(request, key, entry, deadline, attempts, trace_id)
         except TimeoutError:
             log.error("deadline backstop fired", extra={"trace_id": trace_id, "url": url})
             response = await self._failed(request, entry, deadline.timeout("total"), attempts, trace_id)
@@ -227,9 +238,20 @@ class Fetcher:
         )
         if findings and stored is not None:
             return await self._suspect(request, key, response, stored, findings, baseline)
-        if response.ok and stored is not None:
+        if response.ok and stored is not None and request.session is None:
             await self._cache_put(key, stored)
         return response
+
+    async def _in_session(
+        self, request: FetchRequest, key: str, deadline: Deadline, attempts: list[Attempt], trace_id: str
+    ) -> FetchResponse:
+        """A fetch in a named session (``sessions.py``): the session's state in and out, one request
+        at a time. Never the shared cache, in either direction: the page is personal."""
+        assert request.session is not None
+        async with self.sessions.use(request.session, deadline) as live:
+            if request.cookies:
+                live.add_cookies(str(request.url), request.cookies)
+            return await self._serve(request, key, None, deadline, attempts, trace_id)
 
     # --- failure handling around one try ------------------------------------------------------
 
@@ -320,22 +342,15 @@ class Fetcher:
         """Quarantine a suspect result; answer it flagged, or fail with ``suspect_content``."""
         detail = "; ".join(str(f) for f in findings)
         item_id: str | None = None
-        try:
-            item = await asyncio.wait_for(
-                self.quarantine.hold(
-                    key=key,
-                    entry=stored,
-                    text=_text(stored.extraction),
-                    findings=[str(f) for f in findings],
-                    codes=[f.code for f in findings],
-                    baseline_chars=baseline,
-                ),
-                1.0,
-            )
-            item_id = item.id
-        except Exception as exc:
-            log.warning("quarantine write failed", extra={"error": repr(exc)})
-        held = f"held for review as quarantine item {item_id}" if item_id else "not kept (the quarantine store failed)"
+        if request.session is None:  # a session's page is personal: never held where others can see it
+            item_id = await self._hold(key, stored, findings, baseline)
+        held = (
+            f"held for review as quarantine item {item_id}"
+            if item_id
+            else "not kept (the quarantine store failed)"
+            if request.session is None
+            else "not kept for review (a session's page is personal)"
+        )
         if request.on_suspect == "return":
             response.quality = response.quality or Quality()
             response.quality.verdict = "suspect"
@@ -348,6 +363,27 @@ class Fetcher:
             status_code=response.status_code,
             quarantine_id=item_id,
         )
+
+    async def _hold(
+        self, key: str, stored: CacheEntry, findings: list[quality.Finding], baseline: int | None
+    ) -> str | None:
+        """Quarantine the result; its item id, or None if the store failed."""
+        try:
+            item = await asyncio.wait_for(
+                self.quarantine.hold(
+                    key=key,
+                    entry=stored,
+                    text=_text(stored.extraction),
+                    findings=[str(f) for f in findings],
+                    codes=[f.code for f in findings],
+                    baseline_chars=baseline,
+                ),
+                1.0,
+            )
+        except Exception as exc:
+            log.warning("quarantine write failed", extra={"error": repr(exc)})
+            return None
+        return item.id
 
     # --- cache -----------------------------------------------------------------------------------
 
@@ -535,14 +571,29 @@ class Fetcher:
         return raw
 
     def _http(self, request: FetchRequest, url: str, deadline: Deadline) -> Awaitable[RawPage]:
+        live = self.sessions.live(request.session) if request.session else None
+        if live is not None:
+            return self._http_in_session(url, deadline, request.headers, live)
         return self.http.fetch(url, deadline, headers=request.headers, cookies=request.cookies)
 
+    async def _http_in_session(
+        self, url: str, deadline: Deadline, headers: dict[str, str], live: LiveSession
+    ) -> RawPage:
+        jar = live.cookie_jar()
+        try:
+            return await self.http.fetch(url, deadline, headers=headers, jar=jar)
+        finally:
+            live.absorb_jar(jar)  # what the responses set, also when the page then failed
+
     def _render(self, request: FetchRequest, url: str, deadline: Deadline) -> Awaitable[RawPage]:
+        live = self.sessions.live(request.session) if request.session else None
         return self.browser.fetch(
             url,
             deadline,
             headers=request.headers,
-            cookies=request.cookies,
+            cookies=None if live is not None else request.cookies,  # a session's are in its state
+            actions=request.actions,
+            session=live,
             wait_until=request.wait_until,
             wait_for=request.wait_for,
             wait_ms=request.wait_ms,
@@ -682,10 +733,10 @@ _HOST_FAILURES = frozenset(
 def _breaker_outcome(exc: FetchError) -> tuple[str, bool] | None:
     """(label, counts as failure) for the host's breaker; None when the error says nothing about it.
 
-    The caller's errors and our own (overload, browser trouble, a wait in our queue) are not the
-    host's fault and are not recorded at all.
+    The caller's errors and our own (overload, browser trouble, a wait in our queue, page actions
+    that ran out of time) are not the host's fault and are not recorded at all.
     """
-    if not isinstance(exc, UpstreamError) or exc.phase == "queue":
+    if not isinstance(exc, UpstreamError) or exc.phase in ("queue", "action"):  # action: the caller's steps
         return None
     if isinstance(exc, HTTPStatusError):
         return f"http_error {exc.status_code}", (exc.status_code or 0) >= 500

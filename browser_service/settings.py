@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         7 * 86400, ge=0, description="Oldest stored copy served when a live fetch fails (and for paging)."
     )
     redis_url: str | None = None
+    session_ttl_s: int = Field(
+        3600, ge=1, description="A named session's default lifetime after its last use (POST /v1/sessions ttl_s)."
+    )
+    session_max_ttl_s: int = Field(7 * 86400, ge=1, description="Longest ttl_s a session may ask for.")
+    session_max_count: int = Field(
+        1_000, ge=1, description="Sessions kept at most (in CACHE_DIR/sessions); creating more is refused."
+    )
 
     # --- exposure --------------------------------------------------------------------------
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 MODEL = os.environ.get("ANTHROPIC_MODEL", "claude-sonnet-4-5")
+TOOLS = ("fetch", "extract")
 SYSTEM = "Use the fetch tool to read web pages. If a fetch fails, read error.message and act on it."
 
 
@@ -42,7 +43,7 @@ def for_model(page: dict[str, Any]) -> str:
 
 def call_tool(service: httpx.Client, name: str, arguments: dict[str, Any]) -> tuple[str, bool]:
     """The tool's answer for the model, and whether it is an error."""
-    if name not in ("fetch", "extract"):
+    if name not in TOOLS:
         return f"There is no tool {name!r}.", True
     page = service.post(f"/v1/{name}", json=arguments).json()  # every status has the FetchResponse shape
     return for_model(page), not page["ok"]
@@ -55,7 +56,8 @@ def run(question: str, max_turns: int = 10) -> str:
         timeout=120,
     )
     with browser_service() as service, llm:
-        tools = service.get("/v1/tools").raise_for_status().json()["anthropic"]
+        # The stateless tools; session_create/session_delete would map to POST/DELETE /v1/sessions.
+        tools = [t for t in service.get("/v1/tools").raise_for_status().json()["anthropic"] if t["name"] in TOOLS]
         messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
         for _ in range(max_turns):
             body = {"model": MODEL, "max_tokens": 4096, "system": SYSTEM, "tools": tools, "messages": messages}

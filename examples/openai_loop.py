@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 MODEL = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
+TOOLS = ("fetch", "extract")
 SYSTEM = "Use the fetch tool to read web pages. If a fetch fails, read error.message and act on it."
 
 
@@ -42,7 +43,7 @@ def for_model(page: dict[str, Any]) -> str:
 
 
 def call_tool(service: httpx.Client, name: str, arguments: str) -> str:
-    if name not in ("fetch", "extract"):
+    if name not in TOOLS:
         return json.dumps({"ok": False, "error": {"message": f"There is no tool {name!r}."}})
     answer = service.post(f"/v1/{name}", content=arguments, headers={"content-type": "application/json"})
     return for_model(answer.json())  # every status has the FetchResponse shape
@@ -55,7 +56,9 @@ def run(question: str, max_turns: int = 10) -> str:
         timeout=120,
     )
     with browser_service() as service, llm:
-        tools = service.get("/v1/tools").raise_for_status().json()["openai"]
+        # The stateless tools; session_create/session_delete would map to POST/DELETE /v1/sessions.
+        offered = service.get("/v1/tools").raise_for_status().json()["openai"]
+        tools = [t for t in offered if t["function"]["name"] in TOOLS]
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": question},

@@ -401,7 +401,153 @@ def _embed(h: Handler) -> None:
     h.send(200, page)
 
 
+# --- sessions and page actions (tests/integration/test_sessions.py, test_actions.py) -----------------
+
+_PROSE = (
+    "<p>This page is part of the fixture site used to test sessions and page actions. It has enough "
+    "text to be read as an article: several sentences that say nothing in particular, but say it at "
+    "length, so that the extractors find a main content and the quality checks find it complete.</p>"
+)
+
+
+def _doc(title: str, body: str, head: str = "") -> str:
+    return (
+        f"<!doctype html><html lang='en'><head><title>{html.escape(title)}</title>{head}</head><body>"
+        f"<main><article><h1>{html.escape(title)}</h1>{body}{_PROSE}</article></main></body></html>"
+    )
+
+
+def _member(h: Handler) -> str | None:
+    for part in (h.headers.get("Cookie") or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "member" and value:
+            return value
+    return None
+
+
+def _login(h: Handler) -> None:
+    """Signs ``user`` in, as sites do: an HttpOnly cookie on a redirect to a welcome page."""
+    user = "".join(c for c in h.query.get("user", "guest") if c.isalnum()) or "guest"
+    h.send(
+        302,
+        "",
+        headers={"Location": "/welcome", "Set-Cookie": f"member={user}; Path=/; HttpOnly; SameSite=Lax"},
+    )
+
+
+def _sign_in_page(h: Handler) -> None:
+    page = (
+        "<!doctype html><html><head><title>Sign in</title></head><body><h1>Sign in</h1>"
+        "<p>Members only. Please sign in to continue.</p><form action='/login'><input name='user'>"
+        "<input type='password' name='password'><button>Sign in</button></form></body></html>"
+    )
+    h.send(401, page, headers={"WWW-Authenticate": 'Cookie realm="members"'})
+
+
+def _welcome(h: Handler) -> None:
+    """The page after signing in; its script keeps a preference in localStorage."""
+    user = _member(h)
+    if user is None:
+        return _sign_in_page(h)
+    theme = json.dumps(f"dark-{user}")
+    script = f"<script>localStorage.setItem('theme', {theme});</script>"
+    h.send(200, _doc("Your account", f"<p>You are signed in as {user}.</p>", script))
+
+
+def _login_form(h: Handler) -> None:
+    """A sign-in form (GET to /login): type a name, press Enter."""
+    form = (
+        "<form id='signin' method='get' action='/login'><label>Name <input id='user' name='user'></label>"
+        "<button id='go' type='submit'>Sign in</button></form>"
+    )
+    h.send(200, _doc("Sign in", form))
+
+
+def _members(h: Handler) -> None:
+    """Members only: 401 and a sign-in page without the cookie; with it, the member's page, whose script
+    shows the theme the welcome page stored in localStorage (``app=1``: the same as a script-built app)."""
+    user = _member(h)
+    if user is None:
+        return _sign_in_page(h)
+    if h.query.get("app"):  # an app shell: plain HTTP sees nothing to read, so render=auto escalates
+        content = json.dumps(f"<h1>Members app</h1><p>Welcome back, {user}.</p>{_PROSE}")
+        shell = (
+            "<!doctype html><html><head><title>Members app</title></head><body><div id='root'></div>"
+            f"<script>document.getElementById('root').innerHTML = {content};</script></body></html>"
+        )
+        return h.send(200, shell)
+    script = (
+        "<script>document.addEventListener('DOMContentLoaded', () => { document.getElementById('theme')"
+        ".textContent = 'Theme: ' + (localStorage.getItem('theme') || 'none'); });</script>"
+    )
+    h.send(200, _doc("Members area", f"<p>Welcome back, {user}.</p><p id='theme'>Theme: unknown</p>", script))
+
+
+def _set_cookie(h: Handler) -> None:
+    """The article, setting ``name=value``: a cookie no later request may carry unless it is in a session."""
+    name, value = h.query.get("name", "tracker"), h.query.get("value", "1")
+    h.send(200, (PAGES / "article.html").read_bytes(), headers={"Set-Cookie": f"{name}={value}; Path=/"})
+
+
+def _reveal(h: Handler) -> None:
+    """A chapter hidden until the button is clicked; a button that is never visible."""
+    body = (
+        "<p>The first chapter is always shown.</p>"
+        "<button id='more' onclick=\"document.getElementById('extra').hidden = false\">Show more</button>"
+        "<button id='ghost' style='display:none'>Invisible</button>"
+        "<section id='extra' hidden><p>The hidden chapter tells how the keeper climbed the tower.</p></section>"
+    )
+    h.send(200, _doc("Reveal", body))
+
+
+def _search(h: Handler) -> None:
+    """A search form (GET to /results)."""
+    form = "<form method='get' action='/results'><input id='q' name='q'><button>Search</button></form>"
+    h.send(200, _doc("Search", form))
+
+
+def _results(h: Handler) -> None:
+    q = html.escape(h.query.get("q", ""))
+    h.send(200, _doc("Results", f"<p>You searched for: {q}.</p>"))
+
+
+INFINITE_TOTAL = 50
+
+
+def _infinite(h: Handler) -> None:
+    """An infinite list: 10 items, and 10 more fetched from /items each time the reader nears the end,
+    until INFINITE_TOTAL."""
+    items = "".join(f"<li class='item'>Item {i} of the endless list.</li>" for i in range(1, 11))
+    script = (
+        "<script>let loading = false, next = 11;"
+        "window.addEventListener('scroll', async () => {"
+        " if (loading || window.innerHeight + window.scrollY < document.body.scrollHeight - 50) return;"
+        " loading = true; const r = await fetch('/items?from=' + next); const got = await r.json();"
+        " for (const t of got) { const li = document.createElement('li'); li.className = 'item';"
+        " li.textContent = t; document.getElementById('list').appendChild(li); next += 1; }"
+        " loading = false; });</script>"
+    )
+    style = "<style>li.item { height: 120px; }</style>"
+    h.send(200, _doc("Endless list", f"<ul id='list'>{items}</ul>{script}", style))
+
+
+def _items(h: Handler) -> None:
+    start = int(h.query.get("from", "1"))
+    end = min(start + 10, INFINITE_TOTAL + 1)
+    h.send(200, json.dumps([f"Item {i} of the endless list." for i in range(start, end)]), "application/json")
+
+
 ROUTES: dict[str, Callable[[Handler], None]] = {
+    "/login": _login,
+    "/login-form": _login_form,
+    "/welcome": _welcome,
+    "/members": _members,
+    "/set-cookie": _set_cookie,
+    "/reveal": _reveal,
+    "/search": _search,
+    "/results": _results,
+    "/infinite": _infinite,
+    "/items": _items,
     "/redirect-to": _redirect_to,
     "/navigate": _navigate,
     "/embed": _embed,
