@@ -76,13 +76,16 @@ def serve(
     insecure: Annotated[
         bool, typer.Option(help="Allow listening beyond loopback without BROWSER_SERVICE_API_KEYS.")
     ] = False,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error [env BROWSER_SERVICE_LOG_LEVEL, info].")
+    ] = None,
 ) -> None:
     """Run the HTTP API (default 127.0.0.1:8000)."""
     import uvicorn
 
     from browser_service.api import create_app
     from browser_service.chromium import BrowserNotFound, locate
+    from browser_service.logs import configure as configure_logging
 
     settings = Settings()
     host = host or settings.host
@@ -101,7 +104,12 @@ def serve(
         except BrowserNotFound as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(3) from None
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+    # Every log line, uvicorn's included, as JSON on stderr (logs.py); uvicorn's own config is not applied.
+    level = (log_level or settings.log_level).lower()
+    configure_logging(level, settings.log_format)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level=level, log_config=None, timeout_graceful_shutdown=10
+    )
 
 
 def _is_loopback(host: str) -> bool:

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from browser_service import detect, quality
+from browser_service import detect, quality, timings
 from browser_service.answer import error_response, extract_response, extraction_for, fill_content
 from browser_service.breaker import BreakerConfig, Breakers, CircuitOpenRefusal
 from browser_service.cache import CacheEntry, CacheStore, DiskCacheStore, cache_key
@@ -66,6 +66,8 @@ from browser_service.render_policy import needs_browser
 from browser_service.retry import MIN_TRY_S, RetryPolicy, with_retries
 from browser_service.robots import RobotsRules
 from browser_service.settings import Settings
+from browser_service.telemetry import Telemetry, observed
+from browser_service.watchdog import Watchdog
 from extractors import Extraction
 
 log = logging.getLogger(__name__)
@@ -126,8 +128,18 @@ class Fetcher:
         self._cpu = ThreadPoolExecutor(max_workers=4, thread_name_prefix="extract")
         self._started = time.monotonic()
         self._closed = False
+        # Observability: each fetch's trace, log event and metrics (telemetry.py); slot heartbeats (watchdog.py).
+        self.telemetry = Telemetry(s)
+        self.watchdog = Watchdog(
+            self.pool,
+            interval_s=s.heartbeat_interval_s,
+            timeout_s=s.heartbeat_timeout_ms / 1000,
+            lease_grace_s=s.lease_grace_s,
+        )
+        self.telemetry.metrics.watch(self)
 
     async def start(self, *, launch_browser: bool = False) -> None:
+        self.watchdog.start()
         if launch_browser:
             # A long-running service: pay the one-time costs (browser launch, the extractors' lazy
             # imports and caches, ~0.5 s) now rather than in the first request's deadline.
@@ -137,6 +149,7 @@ class Fetcher:
         if self._closed:  # idempotent: an adapter's shutdown may run after an explicit close
             return
         self._closed = True
+        await self.watchdog.stop()
         await self.pool.close()
         await self.http.aclose()
         await self.cache.aclose()
@@ -152,6 +165,7 @@ class Fetcher:
 
     # --- fetch ---------------------------------------------------------------------------------
 
+    @observed
     async def fetch(self, request: FetchRequest) -> FetchResponse:
         trace_id = uuid.uuid4().hex
         timeout_ms = min(request.timeout_ms, self.settings.max_timeout_ms)
@@ -510,6 +524,7 @@ class Fetcher:
         judge: bool = True,
     ) -> RawPage:
         started = time.monotonic()
+        timings.attempt_started()
         attempt = Attempt(engine=engine, url=url, outcome="ok", duration_ms=0)
         attempts.append(attempt)
         try:
