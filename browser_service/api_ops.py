@@ -30,7 +30,7 @@ def operations_router(service: Fetcher, settings: Settings, auth: list[Any]) -> 
 
     @router.get("/metrics", dependencies=auth, include_in_schema=False)
     async def metrics() -> Response:
-        """Prometheus metrics (text format 0.0.4)."""
+        """Prometheus metrics (text exposition format)."""
         return Response(await service.telemetry.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/healthz")

@@ -33,8 +33,8 @@ fetch_log = logging.getLogger(FETCH_LOGGER)
 
 #: Libraries whose info lines are per request and carry whole URLs.
 _CHATTY = ("httpx", "httpcore")
-#: Record attributes that only repeat the message in another form.
-_NOISE = frozenset({"color_message"})
+#: Record attributes that only repeat the message (set on the record by any other handler that formatted it first).
+_NOISE = frozenset({"color_message", "message", "asctime"})
 
 
 def _drop_noise(_: Any, __: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:

@@ -93,12 +93,12 @@ class Watchdog:
             await self.pool.unclaim(slot)
             return
         self.heartbeats["failed"] += 1
-        self.recycled["heartbeat"] += 1
         log.warning(
             "slot heartbeat failed; replacing the slot",
             extra={"generation": slot.generation, "timeout_s": self.timeout_s},
         )
         await self._recycle(slot)
+        self.recycled["heartbeat"] += 1
         await self.pool.replenish()
 
     async def _check_leases(self) -> None:
@@ -107,12 +107,12 @@ class Watchdog:
             if now - expires <= self.lease_grace_s or slot in self._overdue:
                 continue
             self._overdue.add(slot)
-            self.recycled["lease_overdue"] += 1
             log.warning(
                 "lease held past its deadline; closing its slot",
                 extra={"generation": slot.generation, "overdue_s": round(now - expires, 1)},
             )
             await self._recycle(slot)
+            self.recycled["lease_overdue"] += 1
 
     async def _recycle(self, slot: PageSlot) -> None:
         if not await self.pool.recycle_slot(slot):
