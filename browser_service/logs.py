@@ -128,10 +128,7 @@ def fetch_fields(trace: Trace) -> dict[str, Any]:
 
 
 def fetch_event(trace: Trace) -> None:
-    """Log the fetch: info when it answered, warning for our own failures, error for a bug."""
-    level = logging.INFO
-    if trace.outcome == "internal_error":
-        level = logging.ERROR
-    elif trace.outcome in ("overloaded", "browser_error"):
-        level = logging.WARNING
+    """Log the fetch at info, whatever its outcome (an error kind is a result, not a log level), except
+    an ``internal_error`` (a bug), at error."""
+    level = logging.ERROR if trace.outcome == "internal_error" else logging.INFO
     fetch_log.log(level, "fetch", extra=fetch_fields(trace))
