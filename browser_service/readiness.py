@@ -96,6 +96,8 @@ class ReadinessProbe:
         except PlaywrightError as exc:
             first = exc.message.splitlines()[0] if exc.message else type(exc).__name__
             return f"the canary render failed: {first}"
+        except Exception as exc:  # whatever it is, the answer is "not ready", never a 500
+            return f"the canary render failed: {type(exc).__name__}: {exc}"
         if seen != marker:
             return f"the canary page rendered wrong (read {seen!r})"
         return None
