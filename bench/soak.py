@@ -17,12 +17,15 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the fixture site lives in tests/
 
 from browser_service.contract import FetchRequest
 from browser_service.fetcher import Fetcher

@@ -19,17 +19,21 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from browser_service import operator_page
+from browser_service.admission import IdentifyCaller
 from browser_service.api_ops import operations_router
+from browser_service.batch import NDJSON, Batch, BatchRequest, BatchResponse
+from browser_service.body_limit import LimitBody
 from browser_service.contract import (
     API_VERSION,
+    ErrorBody,
     ErrorInfo,
     ErrorKind,
     ExtractRequest,
@@ -40,8 +44,11 @@ from browser_service.contract import (
     QuarantineDecision,
     QuarantineItem,
     QuarantineList,
+    SessionCreate,
+    SessionDeleted,
+    SessionInfo,
 )
-from browser_service.errors import ERROR_CLASSES
+from browser_service.errors import ERROR_CLASSES, FetchError, InvalidRequest
 from browser_service.fetcher import Fetcher
 from browser_service.mcp_server import StreamableHTTP
 from browser_service.settings import Settings
@@ -53,7 +60,9 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": FetchResponse, "description": desc}
     for code, desc in (
         (403, "forbidden_target, robots_disallowed"),
-        (422, "invalid_request (names the field)"),
+        (404, "session_not_found"),
+        (413, "invalid_request: the request body is over BROWSER_SERVICE_MAX_BODY_BYTES"),
+        (422, "invalid_request (names the field), action_failed (names the step)"),
         (500, "internal_error"),
         (502, "the origin failed: dns_error, connection_error, not_found, http_error, …"),
         (503, "overloaded, circuit_open, browser_error (with Retry-After)"),
@@ -113,6 +122,16 @@ def _invalid(url: str, message: str) -> JSONResponse:
             error=ErrorInfo(kind=ErrorKind.INVALID_REQUEST, message=message, retryable=False),
         )
     )
+
+
+async def _session_answer(work: Awaitable[SessionInfo | SessionDeleted]) -> JSONResponse:
+    try:
+        result = await work
+    except FetchError as exc:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))} if exc.retry_after_s else None
+        body = ErrorBody(error=exc.info()).model_dump(mode="json")
+        return JSONResponse(body, status_code=exc.http_status, headers=headers)
+    return JSONResponse(result.model_dump(mode="json"))
 
 
 def _not_held(item_id: str) -> StarletteHTTPException:
@@ -177,6 +196,9 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
         lifespan=lifespan,
     )
     app.state.fetcher = service
+    # Pure ASGI, outermost: bodies are bounded for every route; the caller is known to admission.py.
+    app.add_middleware(IdentifyCaller, api_keys=settings.api_keys)
+    app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
     auth = [Depends(require_key)]
     # MCP over streamable HTTP (browser_service/mcp_server.py): the same Fetcher and the same keys.
     app.router.routes.append(Route("/mcp", endpoint=_RequireKey(mcp, settings), name="mcp"))
@@ -193,7 +215,7 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and request.url.path in ("/v1/fetch", "/v1/extract"):
+        if exc.status_code == 400 and request.url.path in ("/v1/fetch", "/v1/extract", "/v1/batch"):
             # A body FastAPI cannot even parse (not UTF-8, not JSON) still gets the contract's answer.
             return _invalid("", f"Invalid request: {exc.detail} (send a JSON object of the request's fields).")
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
@@ -207,10 +229,34 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
             return JSONResponse({"detail": "client disconnected"}, status_code=499)
         return answer(result)
 
+    @app.post(
+        "/v1/batch",
+        status_code=200,
+        response_class=BatchResponse,
+        responses={
+            200: {
+                "description": 'NDJSON: one {"index", "response": FetchResponse} line per input as it completes, '
+                'then {"summary": …}',
+                "content": {NDJSON: {}},
+            },
+            422: {  # the whole batch refused; JSON, not the stream's media type
+                "description": "invalid_request (names the field)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FetchResponse"}}},
+            },
+        },
+        dependencies=auth,
+    )
+    async def batch(body: BatchRequest) -> Response:
+        """Fetch many URLs; the answers stream back as NDJSON lines as they complete (``batch.py``)."""
+        try:
+            return BatchResponse(Batch(service, body))
+        except InvalidRequest as exc:  # more requests than BROWSER_SERVICE_BATCH_MAX
+            return _invalid("", exc.message)
+
     @app.post("/v1/extract", response_model=FetchResponse, responses=_ERROR_RESPONSES, dependencies=auth)
     async def extract(body: ExtractRequest) -> JSONResponse:
         """Extract content from HTML you supply. Same answer shape as ``/v1/fetch``."""
-        return answer(await run_in_threadpool(service.extract, body))
+        return answer(await service.extract_admitted(body))
 
     @app.get("/v1/health", response_model=Health, dependencies=auth)
     async def health() -> JSONResponse:
@@ -255,13 +301,34 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
             raise _not_held(item_id)
         return decision
 
+    # --- named sessions (sessions.py): errors are typed (session_not_found 404, …) as {ok, error} ---
+
+    _session_errors: dict[int | str, dict[str, Any]] = {
+        404: {"model": ErrorBody, "description": "session_not_found"},
+        422: {"model": ErrorBody, "description": "invalid_request"},
+        503: {"model": ErrorBody, "description": "overloaded (too many sessions)"},
+    }
+
+    @app.post("/v1/sessions", response_model=SessionInfo, responses=_session_errors, dependencies=auth)
+    async def create_session(body: SessionCreate | None = None) -> JSONResponse:
+        """A named session: fetches naming its id share cookies and localStorage, across restarts."""
+        return await _session_answer(service.sessions.create((body or SessionCreate()).ttl_s))
+
+    @app.get("/v1/sessions/{session_id}", response_model=SessionInfo, responses=_session_errors, dependencies=auth)
+    async def session(session_id: str) -> JSONResponse:
+        return await _session_answer(service.sessions.info(session_id))
+
+    @app.delete(
+        "/v1/sessions/{session_id}", response_model=SessionDeleted, responses=_session_errors, dependencies=auth
+    )
+    async def delete_session(session_id: str) -> JSONResponse:
+        """Forget the session and its stored state; its id is session_not_found from then on."""
+        return await _session_answer(service.sessions.delete(session_id))
+
     @app.get("/v1/tools", dependencies=auth)
     async def tools() -> dict[str, Any]:
         """Tool definitions for function calling (OpenAI and Anthropic formats), from the contract."""
         return tool_definitions()
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> dict[str, str]:
-        return {"service": "browser-service", "docs": "/docs", "openapi": "/openapi.json", "health": "/v1/health"}
-
+    operator_page.mount(app)  # the operator page at / (a client of the routes above)
     return app

@@ -11,7 +11,7 @@ and its metadata (fetched_at, status, ETag, Last-Modified). It serves three purp
   with the live error attached (``Fetcher``).
 
 The key is the normalised URL plus every option that changes the raw page or its extraction:
-render mode, waits, headers, cookies, ``main_content``, selectors. ``formats``, ``max_chars`` and
+render mode, waits, page actions, headers, cookies, ``main_content``, selectors. ``formats``, ``max_chars`` and
 ``start_index`` only choose and slice the output, so they are not in it. Blocked, error, empty or
 suspect pages never reach the store: only a finished, successful answer is written.
 """
@@ -66,6 +66,8 @@ def cache_key(request: FetchRequest) -> str:
         "cookies": sorted(request.cookies.items()),
         "selectors": {k: v.model_dump() for k, v in sorted(request.selector_specs().items())},
     }
+    if request.actions:  # the steps change the page read (only added when present: older keys stay valid)
+        parts["actions"] = [action.model_dump() for action in request.actions]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

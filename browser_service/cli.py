@@ -81,10 +81,9 @@ def serve(
     ] = None,
 ) -> None:
     """Run the HTTP API (default 127.0.0.1:8000)."""
-    import uvicorn
-
     from browser_service.api import create_app
     from browser_service.chromium import BrowserNotFound, locate
+    from browser_service.fetcher import Fetcher
     from browser_service.logs import configure as configure_logging
 
     settings = Settings()
@@ -104,12 +103,14 @@ def serve(
         except BrowserNotFound as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(3) from None
+    from browser_service.shutdown import serve as run_server
+
     # Every log line, uvicorn's included, as JSON on stderr (logs.py); uvicorn's own config is not applied.
     level = (log_level or settings.log_level).lower()
     configure_logging(level, settings.log_format)
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_level=level, log_config=None, timeout_graceful_shutdown=10
-    )
+    service = Fetcher(settings)
+    # SIGTERM drains (BROWSER_SERVICE_SHUTDOWN_GRACE_S), answers the rest, closes Chromium, exits 0.
+    run_server(create_app(settings, service), service.admission, host=host, port=port, log_level=level)
 
 
 def _is_loopback(host: str) -> bool:
@@ -123,7 +124,7 @@ def _is_loopback(host: str) -> bool:
 
 @app.command()
 def fetch(
-    url: Annotated[str, typer.Argument(help="The http(s) URL to fetch.")],
+    url: Annotated[str | None, typer.Argument(help="The http(s) URL to fetch (or --input).")] = None,
     format: Annotated[
         list[str] | None, typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)}; repeatable.")
     ] = None,
@@ -134,9 +135,26 @@ def fetch(
     wait_for: Annotated[str | None, typer.Option(help="Browser: CSS selector to wait for.")] = None,
     full_page: Annotated[bool, typer.Option("--full-page", help="The whole page, not only main content.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole FetchResponse as JSON.")] = False,
+    input_file: Annotated[
+        str | None, typer.Option("--input", "-i", help="A file of URLs, one per line (- for stdin): fetch them all.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="With --input: write the NDJSON lines here, not stdout.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="With --input: fetches at once (default: the pool size).")
+    ] = None,
 ) -> None:
-    """Fetch URL and print its content (or the typed error; non-zero exit)."""
+    """Fetch URL and print its content (or the typed error; non-zero exit).
+
+    With --input, fetch every URL of a file as a batch: NDJSON lines as in POST /v1/batch, a
+    progress bar and a summary table on stderr; the exit code is the most severe failure's.
+    """
     from browser_service.fetcher import Fetcher
+
+    if (url is None) == (input_file is None):
+        typer.echo("error: give either a URL or --input FILE.", err=True)
+        raise typer.Exit(2)
 
     raw: dict[str, Any] = {
         "url": url,
@@ -148,6 +166,9 @@ def fetch(
         "wait_for": wait_for,
         "main_content": not full_page,
     }
+    if input_file is not None:
+        raise typer.Exit(_fetch_batch(input_file, output, {k: v for k, v in raw.items() if k != "url"}, concurrency))
+    assert url is not None
     try:
         request = FetchRequest.model_validate(raw)
     except ValidationError as exc:
@@ -161,6 +182,21 @@ def fetch(
         response = asyncio.run(run())
     _emit(response, as_json)
     raise typer.Exit(exit_code(response))
+
+
+def _fetch_batch(source: str, output: Path | None, options: dict[str, Any], concurrency: int | None) -> int:
+    from browser_service import cli_batch
+
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        typer.echo(f"error: cannot read {source}: {exc}", err=True)
+        return 2
+    urls = cli_batch.read_urls(text.splitlines())
+    if output is None:
+        return cli_batch.run(urls, options, concurrency, sys.stdout, exit_code)
+    with output.open("w", encoding="utf-8") as out:
+        return cli_batch.run(urls, options, concurrency, out, exit_code)
 
 
 @app.command()

@@ -11,16 +11,16 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from extractors import EXTRACTOR_VERSION, Link, PageMetadata, SelectorSpec, validate_selector
 from extractors.models import FieldValue
 
 API_VERSION = "v1"
 #: Bumped on any change of the request/response schema (the tools' version).
-CONTRACT_VERSION = "1.1.0"
+CONTRACT_VERSION = "1.2.0"
 
 Format = Literal["markdown", "text", "html", "raw_html", "links", "metadata", "screenshot"]
 #: Formats whose value is text and which ``max_chars``/``start_index`` page through.
@@ -31,6 +31,8 @@ WaitUntil = Literal["load", "domcontentloaded", "networkidle", "commit"]
 Engine = Literal["http", "browser"]
 Source = Literal["live", "cache", "input"]
 OnSuspect = Literal["error", "return"]
+#: A session id as the service issues them (``secrets.token_urlsafe``); anything else is invalid_request.
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 
 
 class ErrorKind(StrEnum):
@@ -40,6 +42,8 @@ class ErrorKind(StrEnum):
     INVALID_REQUEST = "invalid_request"
     FORBIDDEN_TARGET = "forbidden_target"
     ROBOTS_DISALLOWED = "robots_disallowed"
+    SESSION_NOT_FOUND = "session_not_found"
+    ACTION_FAILED = "action_failed"
     # The origin's problem.
     DNS_ERROR = "dns_error"
     CONNECTION_ERROR = "connection_error"
@@ -74,6 +78,7 @@ Phase = Literal[
     "navigation",  # browser navigation (goto)
     "wait_for",  # the caller's wait_for selector
     "render",  # waiting for the DOM to settle / wait_ms
+    "action",  # running the request's page actions
     "screenshot",
     "extract",
     "total",
@@ -82,6 +87,98 @@ Phase = Literal[
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# --- page actions ------------------------------------------------------------------------------
+
+#: Most steps one request may run.
+MAX_ACTIONS = 50
+#: How long a step waits for its element by default (bounded by the request's deadline too).
+STEP_TIMEOUT_MS = 5_000
+
+_SELECTOR = Field(max_length=2_000, description="CSS selector; the first matching element is used.")
+_STEP_TIMEOUT = Field(
+    STEP_TIMEOUT_MS,
+    ge=100,
+    le=60_000,
+    description="How long this step waits for its element to be there and usable (also bounded by timeout_ms).",
+)
+
+
+class _Step(_Strict):
+    @field_validator("selector", check_fields=False)
+    @classmethod
+    def _check_selector(cls, css: str | None) -> str | None:
+        if css is not None:
+            validate_selector(css)
+        return css
+
+
+class ClickAction(_Step):
+    """Click an element (scrolled into view first; waits until it is visible, stable and enabled)."""
+
+    type: Literal["click"]
+    selector: str = _SELECTOR
+    timeout_ms: int = _STEP_TIMEOUT
+
+
+class TypeAction(_Step):
+    """Fill a text field with ``text`` (replacing what it holds)."""
+
+    type: Literal["type"]
+    selector: str = _SELECTOR
+    text: str = Field(max_length=100_000)
+    timeout_ms: int = _STEP_TIMEOUT
+
+
+class PressAction(_Step):
+    """Press a key (Playwright key names: Enter, Tab, ArrowDown, Control+A …), on an element or the page."""
+
+    type: Literal["press"]
+    key: str = Field(min_length=1, max_length=100, description="e.g. Enter, Escape, PageDown, Control+A.")
+    selector: str | None = Field(None, max_length=2_000, description="Focus this element first; default: the page.")
+    timeout_ms: int = _STEP_TIMEOUT
+
+
+class ScrollAction(_Step):
+    """Scroll the page to the top, the bottom, or a vertical position in pixels."""
+
+    type: Literal["scroll"]
+    to: Literal["top", "bottom"] | Annotated[int, Field(ge=0, le=10_000_000)] = Field(
+        "bottom", description="top, bottom, or a y position in pixels."
+    )
+
+
+class WaitForAction(_Step):
+    """Wait until an element is in a state (visible by default)."""
+
+    type: Literal["wait_for"]
+    selector: str = _SELECTOR
+    state: Literal["attached", "visible", "hidden", "detached"] = "visible"
+    timeout_ms: int = _STEP_TIMEOUT
+
+
+class WaitMsAction(_Step):
+    """Wait a fixed time (for animations or timers no selector reveals)."""
+
+    type: Literal["wait_ms"]
+    ms: int = Field(ge=0, le=30_000)
+
+
+class ScrollUntilStableAction(_Step):
+    """Scroll to the bottom again and again until the page stops growing (infinite scroll)."""
+
+    type: Literal["scroll_until_stable"]
+    max_steps: int = Field(20, ge=1, le=200, description="Most scrolls.")
+    idle_ms: int = Field(
+        1_000, ge=100, le=10_000, description="A scroll after which the page does not grow for this long ends it."
+    )
+
+
+Action = Annotated[
+    ClickAction | TypeAction | PressAction | ScrollAction | WaitForAction | WaitMsAction | ScrollUntilStableAction,
+    Field(discriminator="type"),
+]
 
 
 class ExtractOptions(_Strict):
@@ -204,6 +301,31 @@ class FetchRequest(ExtractOptions):
             "suspect_content; return: answer the content with quality.verdict 'suspect'."
         ),
     )
+    session: str | None = Field(
+        None,
+        pattern=SESSION_ID_PATTERN,
+        description=(
+            "A named session (create one with POST /v1/sessions or the session_create tool): the request "
+            "shares cookies and localStorage with the session's earlier requests, and leaves its own for the "
+            "next. Never served from or stored in the shared cache. Unknown or expired: session_not_found."
+        ),
+    )
+    actions: list[Action] | None = Field(
+        None,
+        max_length=MAX_ACTIONS,
+        description=(
+            "Browser steps run in order after the page has loaded and settled, before it is read: click, "
+            "type, press, scroll, wait_for, wait_ms, scroll_until_stable. Imply the browser. A step that "
+            "cannot be done fails the fetch with action_failed naming the step."
+        ),
+    )
+
+    @field_validator("actions")
+    @classmethod
+    def _actions_need_the_browser(cls, actions: list[Action] | None, info: ValidationInfo) -> list[Action] | None:
+        if actions and info.data.get("render") == "http":
+            raise ValueError("actions run in the browser, but render is 'http'; use render 'auto' or 'browser'")
+        return actions
 
     @field_validator("wait_for")
     @classmethod
@@ -234,7 +356,11 @@ class FetchRequest(ExtractOptions):
     def needs_browser(self) -> bool:
         """Options that only the browser can honour."""
         return (
-            "screenshot" in self.formats or self.wait_for is not None or self.wait_ms > 0 or self.wait_until is not None
+            "screenshot" in self.formats
+            or self.wait_for is not None
+            or self.wait_ms > 0
+            or self.wait_until is not None
+            or bool(self.actions)
         )
 
 
@@ -294,6 +420,9 @@ class ErrorInfo(BaseModel):
     host_state: HostState | None = None
     quarantine_id: str | None = Field(
         None, description="suspect_content: the quarantined result, for GET /v1/quarantine/{id} and approval."
+    )
+    step: int | None = Field(
+        None, description="action_failed (or a timeout during actions): the failing step's index in actions, from 0."
     )
 
 
@@ -422,6 +551,54 @@ class QuarantineDecision(BaseModel):
     accepted: list[str] = Field(
         default_factory=list, description="Approved: finding codes no longer held against this URL."
     )
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+
+class SessionCreate(_Strict):
+    """Create a named session: cookies and storage kept between the fetches that name it."""
+
+    ttl_s: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Seconds the session lives after its last use (each fetch renews it). Default and upper bound: "
+            "the service's settings (BROWSER_SERVICE_SESSION_TTL_S, BROWSER_SERVICE_SESSION_MAX_TTL_S)."
+        ),
+    )
+
+
+class SessionRef(_Strict):
+    """Name a session (the id that session_create / POST /v1/sessions returned)."""
+
+    session: str = Field(pattern=SESSION_ID_PATTERN, description="The session's id.")
+
+
+class SessionInfo(BaseModel):
+    """A session's lifetime and what it holds (names of cookie domains and storage origins, no values)."""
+
+    id: str = Field(description="Pass it as the session field of fetch.")
+    created_at: datetime
+    expires_at: datetime = Field(description="ttl_s after the last use; each fetch in the session renews it.")
+    ttl_s: int
+    last_used_at: datetime | None = None
+    requests: int = Field(0, description="Fetches run in the session.")
+    cookies: int = Field(0, description="Cookies the session holds.")
+    cookie_domains: list[str] = Field(default_factory=list)
+    storage_origins: list[str] = Field(default_factory=list, description="Origins with localStorage kept.")
+
+
+class SessionDeleted(BaseModel):
+    id: str
+    deleted: Literal[True] = True
+
+
+class ErrorBody(BaseModel):
+    """The answer of an endpoint other than fetch/extract when it fails: the typed error."""
+
+    ok: Literal[False] = False
+    error: ErrorInfo
 
 
 # --- health ------------------------------------------------------------------------------------

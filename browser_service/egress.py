@@ -1,11 +1,12 @@
 """The browser's network policy: every request checked, every connection pinned to a checked address.
 
 Two layers. The egress proxy holds the policy by itself (tests/security runs every browser vector
-with the route guard off too); the route guard adds what a connection does not tell — which
-request, of which frame — and stops a request before Chromium even asks for a connection:
+with the route guard off too — the default); the optional route guard adds what a connection does
+not tell — which request, of which frame — and stops a request before Chromium even asks for a
+connection:
 
 :class:`PageGuard` — Playwright route interception on each slot's context (``context.route``;
-    ``BROWSER_SERVICE_BROWSER_ROUTE_CHECKS=false`` leaves it out and saves a round trip per request)
+    on with ``BROWSER_SERVICE_BROWSER_ROUTE_CHECKS=true``, at a driver round trip per request)
     Sees every request the pages make — documents, iframes, popups, scripts, styles, images,
     fetch/XHR, beacons, prefetches, form submissions, meta refresh and script navigations — with
     its URL, resource type and frame. A refused request is aborted (``blockedbyclient``) before

@@ -6,7 +6,9 @@ The tree (the HTTP status the REST API answers with is on the right)::
     ├── RequestError                 the caller's problem; never retried        4xx
     │   ├── InvalidRequest           invalid_request                              422
     │   ├── ForbiddenTarget          forbidden_target (network policy)            403
-    │   └── RobotsDisallowed         robots_disallowed                            403
+    │   ├── RobotsDisallowed         robots_disallowed                            403
+    │   ├── SessionNotFound          session_not_found (unknown or expired)       404
+    │   └── ActionFailed             action_failed (names the step)               422
     ├── UpstreamError                the origin's problem                         502
     │   ├── DNSError                 dns_error
     │   ├── ConnectError             connection_error
@@ -56,6 +58,7 @@ class FetchError(Exception):
         vendor: str | None = None,
         host_state: HostState | None = None,
         quarantine_id: str | None = None,
+        step: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -66,6 +69,7 @@ class FetchError(Exception):
         self.vendor = vendor
         self.host_state = host_state
         self.quarantine_id = quarantine_id
+        self.step = step
         #: The whole answer, when a client rebuilt this error from one (``client.py``).
         self.response: FetchResponse | None = None
 
@@ -80,6 +84,7 @@ class FetchError(Exception):
             phase=self.phase,
             host_state=self.host_state,
             quarantine_id=self.quarantine_id,
+            step=self.step,
         )
 
     def __repr__(self) -> str:
@@ -106,6 +111,25 @@ class ForbiddenTarget(RequestError):
 class RobotsDisallowed(RequestError):
     kind = ErrorKind.ROBOTS_DISALLOWED
     http_status = 403
+
+
+class SessionNotFound(RequestError):
+    """The named session does not exist (never did, was deleted, or expired): create a new one."""
+
+    kind = ErrorKind.SESSION_NOT_FOUND
+    http_status = 404
+
+
+class ActionFailed(RequestError):
+    """A page action could not be carried out on the page that loaded (``step`` is its index).
+
+    The caller's problem in the sense that matters: the page answered, the steps do not fit it, and
+    sending the same steps again will not help (so it is never retried and never counts against the
+    host's circuit breaker).
+    """
+
+    kind = ErrorKind.ACTION_FAILED
+    http_status = 422
 
 
 # --- the origin's problem ----------------------------------------------------------------------
@@ -208,6 +232,8 @@ ERROR_CLASSES: dict[ErrorKind, type[FetchError]] = {
         InvalidRequest,
         ForbiddenTarget,
         RobotsDisallowed,
+        SessionNotFound,
+        ActionFailed,
         DNSError,
         ConnectError,
         TLSError,
@@ -241,4 +267,5 @@ def from_info(info: ErrorInfo) -> FetchError:
         vendor=info.vendor,
         host_state=info.host_state,
         quarantine_id=info.quarantine_id,
+        step=info.step,
     )

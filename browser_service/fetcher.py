@@ -23,7 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TypeVar
 
+import anyio.to_thread
+
 from browser_service import detect, quality, timings
+from browser_service.admission import Admission
 from browser_service.answer import error_response, extract_response, extraction_for, fill_content
 from browser_service.breaker import BreakerConfig, Breakers, CircuitOpenRefusal
 from browser_service.cache import CacheEntry, CacheStore, DiskCacheStore, cache_key
@@ -65,6 +68,7 @@ from browser_service.quarantine import QuarantineStore
 from browser_service.render_policy import needs_browser
 from browser_service.retry import MIN_TRY_S, RetryPolicy, with_retries
 from browser_service.robots import RobotsRules
+from browser_service.sessions import LiveSession, SessionStore
 from browser_service.settings import Settings
 from browser_service.telemetry import Telemetry, observed
 from browser_service.watchdog import Watchdog
@@ -98,6 +102,7 @@ class Fetcher:
             settle_cap_ms=self.settings.settle_cap_ms,
             settle_quiet_ms=self.settings.settle_quiet_ms,
             challenge_wait_ms=self.settings.challenge_wait_ms,
+            max_screenshot_bytes=self.settings.max_screenshot_bytes,
         )
         self.cache: CacheStore = DiskCacheStore(
             self.settings.cache_dir, size_limit_bytes=self.settings.cache_size_mb * 2**20
@@ -107,6 +112,12 @@ class Fetcher:
             self.settings.cache_dir / "quarantine", max_items=self.settings.quarantine_max_items
         )
         s = self.settings
+        self.sessions = SessionStore(
+            s.cache_dir / "sessions",
+            default_ttl_s=s.session_ttl_s,
+            max_ttl_s=s.session_max_ttl_s,
+            max_sessions=s.session_max_count,
+        )
         self.retry_policy = RetryPolicy(attempts=s.retry_attempts, backoff_s=s.retry_backoff_ms / 1000)
         self.breakers = Breakers(
             BreakerConfig(
@@ -128,6 +139,8 @@ class Fetcher:
         self._cpu = ThreadPoolExecutor(max_workers=4, thread_name_prefix="extract")
         self._started = time.monotonic()
         self._closed = False
+        #: Per-caller concurrency and the shutdown drain: every fetch and extract enters through it.
+        self.admission = Admission(self.settings.key_concurrency, self.settings.shutdown_grace_s)
         # Observability: each fetch's trace, log event and metrics (telemetry.py); slot heartbeats (watchdog.py).
         self.telemetry = Telemetry(s)
         self.watchdog = Watchdog(
@@ -154,6 +167,7 @@ class Fetcher:
         await self.http.aclose()
         await self.cache.aclose()
         await self.quarantine.aclose()
+        self.sessions.close()
         self._cpu.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> Fetcher:
@@ -167,6 +181,9 @@ class Fetcher:
 
     @observed
     async def fetch(self, request: FetchRequest) -> FetchResponse:
+        return await self.admission.run(str(request.url), lambda: self._fetch(request))
+
+    async def _fetch(self, request: FetchRequest) -> FetchResponse:
         trace_id = uuid.uuid4().hex
         timeout_ms = min(request.timeout_ms, self.settings.max_timeout_ms)
         # The stages get the deadline minus a reserve, so the answer itself is on time.
@@ -182,8 +199,11 @@ class Fetcher:
             # A backstop: every stage bounds its awaits by the deadline; should one not, the request
             # still ends on time with a typed timeout instead of hanging.
             async with asyncio.timeout(deadline.remaining() + ANSWER_RESERVE_S / 2):
-                entry = await self._cache_get(key, deadline)
-                response = await self._serve(request, key, entry, deadline, attempts, trace_id)
+                if request.session is not None:
+                    response = await self._in_session(request, key, deadline, attempts, trace_id)
+                else:
+                    entry = await self._cache_get(key, deadline)
+                    response = await self._serve(request, key, entry, deadline, attempts, trace_id)
         except TimeoutError:
             log.error("deadline backstop fired", extra={"trace_id": trace_id, "url": url})
             response = await self._failed(request, entry, deadline.timeout("total"), attempts, trace_id)
@@ -232,9 +252,20 @@ class Fetcher:
         )
         if findings and stored is not None:
             return await self._suspect(request, key, response, stored, findings, baseline)
-        if response.ok and stored is not None:
+        if response.ok and stored is not None and request.session is None:
             await self._cache_put(key, stored)
         return response
+
+    async def _in_session(
+        self, request: FetchRequest, key: str, deadline: Deadline, attempts: list[Attempt], trace_id: str
+    ) -> FetchResponse:
+        """A fetch in a named session (``sessions.py``): the session's state in and out, one request
+        at a time. Never the shared cache, in either direction: the page is personal."""
+        assert request.session is not None
+        async with self.sessions.use(request.session, deadline) as live:
+            if request.cookies:
+                live.add_cookies(str(request.url), request.cookies)
+            return await self._serve(request, key, None, deadline, attempts, trace_id)
 
     # --- failure handling around one try ------------------------------------------------------
 
@@ -325,22 +356,15 @@ class Fetcher:
         """Quarantine a suspect result; answer it flagged, or fail with ``suspect_content``."""
         detail = "; ".join(str(f) for f in findings)
         item_id: str | None = None
-        try:
-            item = await asyncio.wait_for(
-                self.quarantine.hold(
-                    key=key,
-                    entry=stored,
-                    text=_text(stored.extraction),
-                    findings=[str(f) for f in findings],
-                    codes=[f.code for f in findings],
-                    baseline_chars=baseline,
-                ),
-                1.0,
-            )
-            item_id = item.id
-        except Exception as exc:
-            log.warning("quarantine write failed", extra={"error": repr(exc)})
-        held = f"held for review as quarantine item {item_id}" if item_id else "not kept (the quarantine store failed)"
+        if request.session is None:  # a session's page is personal: never held where others can see it
+            item_id = await self._hold(key, stored, findings, baseline)
+        held = (
+            f"held for review as quarantine item {item_id}"
+            if item_id
+            else "not kept (the quarantine store failed)"
+            if request.session is None
+            else "not kept for review (a session's page is personal)"
+        )
         if request.on_suspect == "return":
             response.quality = response.quality or Quality()
             response.quality.verdict = "suspect"
@@ -353,6 +377,27 @@ class Fetcher:
             status_code=response.status_code,
             quarantine_id=item_id,
         )
+
+    async def _hold(
+        self, key: str, stored: CacheEntry, findings: list[quality.Finding], baseline: int | None
+    ) -> str | None:
+        """Quarantine the result; its item id, or None if the store failed."""
+        try:
+            item = await asyncio.wait_for(
+                self.quarantine.hold(
+                    key=key,
+                    entry=stored,
+                    text=_text(stored.extraction),
+                    findings=[str(f) for f in findings],
+                    codes=[f.code for f in findings],
+                    baseline_chars=baseline,
+                ),
+                1.0,
+            )
+        except Exception as exc:
+            log.warning("quarantine write failed", extra={"error": repr(exc)})
+            return None
+        return item.id
 
     # --- cache -----------------------------------------------------------------------------------
 
@@ -541,14 +586,29 @@ class Fetcher:
         return raw
 
     def _http(self, request: FetchRequest, url: str, deadline: Deadline) -> Awaitable[RawPage]:
+        live = self.sessions.live(request.session) if request.session else None
+        if live is not None:
+            return self._http_in_session(url, deadline, request.headers, live)
         return self.http.fetch(url, deadline, headers=request.headers, cookies=request.cookies)
 
+    async def _http_in_session(
+        self, url: str, deadline: Deadline, headers: dict[str, str], live: LiveSession
+    ) -> RawPage:
+        jar = live.cookie_jar()
+        try:
+            return await self.http.fetch(url, deadline, headers=headers, jar=jar)
+        finally:
+            live.absorb_jar(jar)  # what the responses set, also when the page then failed
+
     def _render(self, request: FetchRequest, url: str, deadline: Deadline) -> Awaitable[RawPage]:
+        live = self.sessions.live(request.session) if request.session else None
         return self.browser.fetch(
             url,
             deadline,
             headers=request.headers,
-            cookies=request.cookies,
+            cookies=None if live is not None else request.cookies,  # a session's are in its state
+            actions=request.actions,
+            session=live,
             wait_until=request.wait_until,
             wait_for=request.wait_for,
             wait_ms=request.wait_ms,
@@ -616,7 +676,17 @@ class Fetcher:
         return response, entry, findings
 
     def extract(self, request: ExtractRequest) -> FetchResponse:
+        """Extraction alone, in the calling thread (CPU work: not on the event loop)."""
         return extract_response(request)
+
+    async def extract_admitted(self, request: ExtractRequest) -> FetchResponse:
+        """:meth:`extract` off the event loop, admitted like a fetch (the adapters call this one)."""
+
+        async def work() -> FetchResponse:
+            # Abandoned, not awaited, when cut at shutdown: the thread finishes on its own.
+            return await anyio.to_thread.run_sync(self.extract, request, abandon_on_cancel=True)
+
+        return await self.admission.run(str(request.url), work)
 
     # --- quarantine -----------------------------------------------------------------------------
 
@@ -678,10 +748,10 @@ _HOST_FAILURES = frozenset(
 def _breaker_outcome(exc: FetchError) -> tuple[str, bool] | None:
     """(label, counts as failure) for the host's breaker; None when the error says nothing about it.
 
-    The caller's errors and our own (overload, browser trouble, a wait in our queue) are not the
-    host's fault and are not recorded at all.
+    The caller's errors and our own (overload, browser trouble, a wait in our queue, page actions
+    that ran out of time) are not the host's fault and are not recorded at all.
     """
-    if not isinstance(exc, UpstreamError) or exc.phase == "queue":
+    if not isinstance(exc, UpstreamError) or exc.phase in ("queue", "action"):  # action: the caller's steps
         return None
     if isinstance(exc, HTTPStatusError):
         return f"http_error {exc.status_code}", (exc.status_code or 0) >= 500

@@ -122,7 +122,8 @@ def canonical_host(host: str) -> str:
         return str(literal)
     host = _idna(host.rstrip("."))
     literal = _literal_ip(host)  # IDNA mapping can reveal one: ①②⑦.0.0.1, 127。0。0。1
-    return str(literal) if literal is not None else host
+    # ... and a trailing dot: "metadata.goog。" maps to "metadata.goog." (found by tests/unit/test_guard_props.py).
+    return str(literal) if literal is not None else host.rstrip(".")
 
 
 def host_key(url: str) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, BrowserContext, CDPSession, Frame, Page
@@ -50,6 +50,8 @@ class PageSlot:
     guard: PageGuard | None = None
     origins: set[str] = field(default_factory=set)
     uses: int = 0
+    #: A session's context (opened with its storage state): closed after its one lease, never reused.
+    single_use: bool = False
 
     def _on_navigated(self, frame: Frame) -> None:
         parts = urlsplit(frame.url)
@@ -67,9 +69,13 @@ async def open_slot(
     isolation: Isolation,
     guard: PageGuard | None = None,
     route: bool = True,
+    storage_state: dict[str, Any] | None = None,
 ) -> PageSlot:
     """A context and page for a pool slot; with ``guard`` and ``route``, every request of the
-    context's pages (popups included) goes through its network-policy check first."""
+    context's pages (popups included) goes through its network-policy check first. With
+    ``storage_state`` (a session's cookies and localStorage) the context starts from that state;
+    Playwright restores localStorage on a hidden page whose requests it answers itself (nothing
+    goes to the network)."""
     context = await deadline.run(
         browser.new_context(
             user_agent=user_agent,
@@ -77,6 +83,7 @@ async def open_slot(
             viewport={"width": 1280, "height": 900},
             locale="en-US",
             service_workers="block",
+            storage_state=cast(Any, storage_state),
         ),
         "queue",
         "opening a browser context",
@@ -94,7 +101,7 @@ async def open_slot(
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(context.close(), RESET_TIMEOUT_S)
         raise
-    slot = PageSlot(context, page, cdp, generation, guard)
+    slot = PageSlot(context, page, cdp, generation, guard, single_use=storage_state is not None)
     # A fetch reads its one page; a popup is never wanted. Closed as it opens — also one that a
     # page asked for just before its slot was cleaned, which would otherwise outlive the lease.
     context.on("page", lambda other: None if other is page else _close_soon(other))

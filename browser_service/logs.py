@@ -101,6 +101,8 @@ def fetch_fields(trace: Trace) -> dict[str, Any]:
         "host": host_key(trace.request.url),
         "url": loggable_url(trace.request.url),
         "render": trace.request.render,
+        "in_session": trace.request.in_session,
+        "actions": len(trace.request.actions),
         "ok": trace.ok,
         "outcome": trace.outcome,
         "engine": trace.engine,

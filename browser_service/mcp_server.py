@@ -1,4 +1,5 @@
-"""The MCP adapter: the ``fetch`` and ``extract`` tools over one :class:`~browser_service.fetcher.Fetcher`.
+"""The MCP adapter: the ``fetch``, ``extract``, ``session_create`` and ``session_delete`` tools over one
+:class:`~browser_service.fetcher.Fetcher`.
 
 Built on the official SDK's low-level ``Server`` so the tools' schemas are the contract's own
 (``tools.py``: the same input schemas, descriptions and version as ``GET /v1/tools``; the output
@@ -28,8 +29,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
-import anyio.to_thread
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
@@ -40,8 +39,17 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from browser_service.contract import TEXT_FORMATS, ErrorInfo, ExtractRequest, FetchRequest, FetchResponse
-from browser_service.errors import InternalError, InvalidRequest
+from browser_service.contract import (
+    TEXT_FORMATS,
+    ErrorBody,
+    ErrorInfo,
+    ExtractRequest,
+    FetchRequest,
+    FetchResponse,
+    SessionCreate,
+    SessionRef,
+)
+from browser_service.errors import FetchError, InternalError, InvalidRequest
 from browser_service.fetcher import Fetcher
 from browser_service.settings import Settings
 from browser_service.tools import TOOL_VERSION, TOOLS, ToolSpec, parameters_schema
@@ -51,13 +59,15 @@ log = logging.getLogger(__name__)
 #: The ``_meta`` key of each MCP tool that carries the tool version (``tools.TOOL_VERSION``).
 VERSION_META_KEY = "browser-service/tool_version"
 
-#: Streamable-HTTP request bodies: ``extract`` takes up to 20 M characters of HTML.
+#: The SDK's own bound on streamable-HTTP bodies; the REST app's ``LimitBody`` (BROWSER_SERVICE_MAX_BODY_BYTES)
+#: refuses larger ones before they get here.
 MAX_BODY_BYTES = 32 * 2**20
 
 INSTRUCTIONS = (
     "fetch reads a web page and returns its main content as markdown (JavaScript rendered when needed); "
     "extract does the same for HTML you already have. Long pages come in parts: call fetch again with "
-    "start_index set to the next_start_index the header gives. A failure says what went wrong and what to do."
+    "start_index set to the next_start_index the header gives. A failure says what went wrong and what to do. "
+    "To stay signed in across fetches, create a session (session_create) and pass its id as session."
 )
 
 
@@ -70,15 +80,19 @@ def _version() -> str:
 
 def mcp_tools() -> list[types.Tool]:
     """The MCP tool definitions, generated from the contract like ``GET /v1/tools``."""
-    output_schema = FetchResponse.model_json_schema(mode="serialization")
     return [
         types.Tool(
             name=spec.name,
             title=spec.title,
             description=spec.description,
             input_schema=parameters_schema(spec.model),
-            output_schema=output_schema,
-            annotations=types.ToolAnnotations(title=spec.title, read_only_hint=True, open_world_hint=spec.open_world),
+            output_schema=spec.output.model_json_schema(mode="serialization"),
+            annotations=types.ToolAnnotations(
+                title=spec.title,
+                read_only_hint=spec.read_only,
+                destructive_hint=None if spec.read_only else spec.destructive,
+                open_world_hint=spec.open_world,
+            ),
             meta={VERSION_META_KEY: TOOL_VERSION},
         )
         for spec in TOOLS
@@ -99,8 +113,11 @@ def build_server(fetcher: Fetcher) -> Server[Any]:
         spec = specs.get(params.name)
         if spec is None:
             raise MCPError(
-                code=types.INVALID_PARAMS, message=f"Unknown tool {params.name!r}; the tools are fetch and extract."
+                code=types.INVALID_PARAMS,
+                message=f"Unknown tool {params.name!r}; the tools are {', '.join(specs)}.",
             )
+        if spec.output is not FetchResponse:
+            return await session_tool(fetcher, spec, params.arguments or {})
         return tool_result(await run_tool(fetcher, spec, params.arguments or {}))
 
     return Server(
@@ -125,13 +142,48 @@ async def run_tool(fetcher: Fetcher, spec: ToolSpec, arguments: dict[str, Any]) 
         return await fetcher.fetch(request)  # never raises (but CancelledError)
     assert isinstance(request, ExtractRequest)
     try:
-        # Extraction is CPU work: off the event loop, as the REST route does.
-        return await anyio.to_thread.run_sync(fetcher.extract, request)
+        # Extraction is CPU work: off the event loop, admitted like a fetch (as the REST route does).
+        return await fetcher.extract_admitted(request)
     except Exception as exc:  # a bug: still one typed answer
         trace_id = uuid.uuid4().hex
         log.exception("internal error in extract", extra={"trace_id": trace_id})
         failure = InternalError(f"An internal error occurred ({type(exc).__name__}); trace_id {trace_id}.")
         return _failure(url, failure.info(), trace_id)
+
+
+async def session_tool(fetcher: Fetcher, spec: ToolSpec, arguments: dict[str, Any]) -> types.CallToolResult:
+    """session_create / session_delete: the session's facts, or a typed tool error (session_not_found …)."""
+    try:
+        request = spec.model.model_validate(arguments)
+    except ValidationError as exc:
+        return _error_result(InvalidRequest(_describe(exc)).info())
+    try:
+        if isinstance(request, SessionCreate):
+            info = await fetcher.sessions.create(request.ttl_s)
+            text = (
+                f"Session {info.id} created. Pass session={json.dumps(info.id)} to fetch: those fetches share "
+                f"cookies and localStorage. It lasts {info.ttl_s} s after its last use (now until "
+                f"{info.expires_at.isoformat()}); delete it with session_delete when done."
+            )
+            return types.CallToolResult(
+                content=[types.TextContent(text=text)], structured_content=info.model_dump(mode="json")
+            )
+        assert isinstance(request, SessionRef)
+        deleted = await fetcher.sessions.delete(request.session)
+    except FetchError as exc:
+        return _error_result(exc.info())
+    return types.CallToolResult(
+        content=[types.TextContent(text=f"Session {deleted.id} deleted, with its cookies and storage.")],
+        structured_content=deleted.model_dump(mode="json"),
+    )
+
+
+def _error_result(error: ErrorInfo) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(text=_error_text(error))],
+        structured_content=ErrorBody(error=error).model_dump(mode="json"),
+        is_error=True,
+    )
 
 
 def _failure(url: str, error: ErrorInfo, trace_id: str | None = None) -> FetchResponse:
@@ -215,12 +267,16 @@ def error_text(response: FetchResponse) -> str:
     error = response.error
     if error is None:  # ok=false always carries an error; be explicit if it ever does not
         return f"The call failed without an error description (trace_id {response.trace_id})."
+    return _error_text(error)
+
+
+def _error_text(error: ErrorInfo) -> str:
     facts: dict[str, Any] = {
         "kind": error.kind.value,
         "retryable": error.retryable,
         "retry_after_s": error.retry_after_s,
     }
-    for name in ("status_code", "phase", "vendor", "host_state", "quarantine_id"):
+    for name in ("status_code", "phase", "vendor", "host_state", "quarantine_id", "step"):
         if getattr(error, name) is not None:
             facts[name] = getattr(error, name)
     return f"{error.message}\n\nerror: {json.dumps(facts)}"
@@ -258,7 +314,9 @@ class StreamableHTTP:
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        manager = StreamableHTTPSessionManager(app=self.server, stateless=True, max_request_body_size=MAX_BODY_BYTES)
+        manager = StreamableHTTPSessionManager(
+            app=self.server, stateless=True, max_request_body_size=max(MAX_BODY_BYTES, self.settings.max_body_bytes)
+        )
         async with manager.run():
             self._manager = manager
             try:

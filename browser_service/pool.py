@@ -15,7 +15,8 @@ Design (the measurements behind it are in docs/architecture.md, from bench/pool_
   closed, and a context that will not close marks its browser as wedged (it is recycled).
 * **Network policy** (``egress.py``): Chromium runs behind the pool's :class:`Egress`, a SOCKS5
   proxy on loopback that resolves every name through the policy and connects only to checked
-  addresses, and every slot's context routes each request through a :class:`PageGuard` first.
+  addresses; with ``browser_route_checks`` every slot's context also routes each request through a
+  :class:`PageGuard` first.
 * **Browser lifecycle**: the browser is launched lazily (or at start-up), recycled after
   ``recycle_after`` pages (new leases go to a fresh browser; the old one closes when its last lease
   ends), and relaunched when it crashes or disconnects. Leases on a dead browser fail with a typed
@@ -33,6 +34,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
@@ -276,8 +278,13 @@ class BrowserPool:
     # --- leases --------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def lease(self, deadline: Deadline) -> AsyncIterator[Lease]:
-        """A clean, isolated page for one request; always released, also on error and cancellation."""
+    async def lease(self, deadline: Deadline, *, storage_state: dict[str, Any] | None = None) -> AsyncIterator[Lease]:
+        """A clean, isolated page for one request; always released, also on error and cancellation.
+
+        With ``storage_state`` (a named session's) the lease gets a fresh context started from that
+        state, closed after the lease — never a reused slot, whose cleaning would be wasted and whose
+        context holds no state of the session. The route guard and the egress proxy apply the same.
+        """
         if self._closing:
             raise BrowserError("The service is shutting down.", retryable=True, retry_after_s=5)
         if not self._slots.try_acquire():
@@ -292,7 +299,7 @@ class BrowserPool:
         handed_off = False
         try:
             handle = await self._get_browser(deadline)
-            slot = await self._checkout(handle, deadline)
+            slot = await self._checkout(handle, deadline, storage_state)
             handle.active += 1
             assert slot.guard is not None
             slot.guard.begin(slot.page)
@@ -316,8 +323,10 @@ class BrowserPool:
             if not handed_off:
                 self._slots.release()
 
-    async def _checkout(self, handle: _Browser, deadline: Deadline) -> PageSlot:
-        while self._idle:
+    async def _checkout(
+        self, handle: _Browser, deadline: Deadline, storage_state: dict[str, Any] | None = None
+    ) -> PageSlot:
+        while self._idle and storage_state is None:
             slot = self._idle.pop()
             if slot.generation == handle.generation and not handle.closed:
                 return slot
@@ -329,9 +338,10 @@ class BrowserPool:
                 deadline,
                 user_agent=self._user_agent,
                 init_script=self._init_script,
-                isolation=self._settings.isolation,
+                isolation="context" if storage_state is not None else self._settings.isolation,
                 guard=PageGuard(self.egress),
                 route=self._settings.browser_route_checks,
+                storage_state=storage_state,
             )
         except PlaywrightError as exc:
             raise _browser_error(exc) from None
@@ -341,7 +351,8 @@ class BrowserPool:
         try:
             slot.uses += 1
             reusable = (
-                self._settings.isolation == "reset"
+                not slot.single_use
+                and self._settings.isolation == "reset"
                 and slot.uses < REPLACE_AFTER
                 and not (handle.closed or handle.retiring or self._closing)
             )

@@ -50,6 +50,9 @@ class QuarantineStore:
         self._accepted = diskcache.Index(str(directory / "accepted"))
         self._max_items = max_items
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quarantine")
+        # Every fetch asks for its URL's accepted codes, and approvals are rare: a mirror in memory
+        # (loaded once, updated by accept) keeps a disk read off every fetch's path.
+        self._accepted_mirror: dict[str, frozenset[str]] | None = None
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
@@ -117,14 +120,24 @@ class QuarantineStore:
             key = normalize_url(url)
             merged = sorted(set(self._accepted.get(key, [])) | set(codes))
             self._accepted[key] = merged
+            if self._accepted_mirror is not None:
+                self._accepted_mirror[key] = frozenset(merged)
             return merged
 
         result: list[str] = await self._run(update)
         return result
 
     async def accepted(self, url: str) -> frozenset[str]:
-        codes = await self._run(self._accepted.get, normalize_url(url), [])
-        return frozenset(codes)
+        mirror = self._accepted_mirror
+        if mirror is None:
+            # Loaded on the store's one I/O thread, like accept(): the two never interleave.
+            def load() -> dict[str, frozenset[str]]:
+                if self._accepted_mirror is None:
+                    self._accepted_mirror = {key: frozenset(codes) for key, codes in self._accepted.items()}
+                return self._accepted_mirror
+
+            mirror = await self._run(load)
+        return mirror.get(normalize_url(url), frozenset())
 
     async def count(self) -> int:
         result: int = await self._run(len, self._items)

@@ -68,11 +68,11 @@ class Settings(BaseSettings):
         description="Exceptions to the network policy: CIDRs (127.0.0.0/8) or host:port (127.0.0.1:8123).",
     )
     browser_route_checks: bool = Field(
-        True,
+        False,
         description=(
-            "Check every browser request with a Playwright route before Chromium sends it (typed refusals, "
-            "refused sub-requests listed). The egress proxy checks and pins every connection either way; off "
-            "saves one round trip per request (~2 ms)."
+            "Also check every browser request with a Playwright route before Chromium sends it. The egress proxy "
+            "checks and pins every connection either way (refusals typed the same); routes add a list of refused "
+            "sub-requests to the warning, at one driver round trip per request and with Chromium's HTTP cache off."
         ),
     )
 
@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     )
     quarantine_max_items: int = Field(1_000, ge=1, description="Suspect results kept for review; oldest go first.")
 
+    # --- batch -----------------------------------------------------------------------------
+    batch_max: int = Field(1_000, ge=1, le=100_000, description="Most requests in one POST /v1/batch.")
+    batch_concurrency: int | None = Field(
+        None, ge=1, description="A batch's default concurrency; unset: half the pool's slots. Never above pool_size."
+    )
+
     # --- state -----------------------------------------------------------------------------
     cache_dir: Path = Field(Path(".cache/browser-service"), description="Embedded cache location.")
     cache_size_mb: int = Field(1024, ge=1, description="Embedded cache bound; least recently used go first.")
@@ -109,6 +115,13 @@ class Settings(BaseSettings):
         7 * 86400, ge=0, description="Oldest stored copy served when a live fetch fails (and for paging)."
     )
     redis_url: str | None = None
+    session_ttl_s: int = Field(
+        3600, ge=1, description="A named session's default lifetime after its last use (POST /v1/sessions ttl_s)."
+    )
+    session_max_ttl_s: int = Field(7 * 86400, ge=1, description="Longest ttl_s a session may ask for.")
+    session_max_count: int = Field(
+        1_000, ge=1, description="Sessions kept at most (in CACHE_DIR/sessions); creating more is refused."
+    )
 
     # --- observability (logs.py, metrics.py, traces.py, readiness.py, watchdog.py) --------------
     log_level: Literal["debug", "info", "warning", "error"] = Field(
@@ -141,6 +154,26 @@ class Settings(BaseSettings):
 
     # --- exposure --------------------------------------------------------------------------
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Limits of what callers may send and hold (admission.py, body_limit.py, shutdown.py).
+    max_body_bytes: int = Field(
+        32 * 2**20,
+        ge=1024,
+        description="Largest request body: room for /v1/extract's 20 M characters of HTML, JSON-escaped; more → 413.",
+    )
+    key_concurrency: int = Field(
+        8,
+        ge=1,
+        le=100_000,
+        description="Fetches and extracts in progress at once per API key (no per-caller limit without keys).",
+    )
+    max_screenshot_bytes: int = Field(
+        3 * 2**20,
+        ge=1024,
+        description="Largest screenshot PNG; a bigger one is clipped to its top, with a warning.",
+    )
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, le=3_600, description="On SIGTERM: how long requests in progress may take to finish."
+    )
 
     @field_validator("browser_args", "allow", "api_keys", mode="before")
     @classmethod

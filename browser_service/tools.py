@@ -13,7 +13,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from browser_service.contract import CONTRACT_VERSION, ExtractRequest, FetchRequest
+from browser_service.contract import (
+    CONTRACT_VERSION,
+    ExtractRequest,
+    FetchRequest,
+    FetchResponse,
+    SessionCreate,
+    SessionDeleted,
+    SessionInfo,
+    SessionRef,
+)
 
 #: The tools' version. Tool definitions are generated from the contract, so a contract change is a
 #: tool change; ``tests/integration/test_mcp.py`` pins the definitions' digest to this version so a
@@ -31,6 +40,11 @@ class ToolSpec:
     description: str
     #: MCP's openWorldHint: does the tool reach beyond the caller's input (the web)?
     open_world: bool
+    #: What it answers (MCP's outputSchema).
+    output: type[BaseModel] = FetchResponse
+    #: MCP's readOnlyHint (false: it changes the service's state) and destructiveHint.
+    read_only: bool = True
+    destructive: bool = False
 
 
 TOOLS: tuple[ToolSpec, ...] = (
@@ -54,6 +68,29 @@ TOOLS: tuple[ToolSpec, ...] = (
         "from HTML you already have. No network access; same result shape as fetch.",
         open_world=False,
     ),
+    ToolSpec(
+        "session_create",
+        "Create a browsing session",
+        SessionCreate,
+        "Create a named session, so that later fetches share cookies and localStorage: sign in once "
+        "(with fetch actions, e.g. type and press on a login form) and stay signed in. Returns its id: pass "
+        "it as session to fetch. A session lasts ttl_s after its last use and survives a service restart; "
+        "delete it with session_delete when the task is done.",
+        open_world=False,
+        output=SessionInfo,
+        read_only=False,
+    ),
+    ToolSpec(
+        "session_delete",
+        "Delete a browsing session",
+        SessionRef,
+        "Delete a named session and everything it holds (cookies, localStorage). Fetches naming it "
+        "fail with session_not_found afterwards.",
+        open_world=False,
+        output=SessionDeleted,
+        read_only=False,
+        destructive=True,
+    ),
 )
 
 
@@ -62,9 +99,14 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
             return _inline(defs[ref.removeprefix("#/$defs/")], defs)
-        # Drop the schema titles pydantic adds (noise in a prompt), not a property named "title".
+        # Drop the schema titles pydantic adds (noise in a prompt), not a property named "title", and
+        # a discriminator's mapping onto $defs (each option names its "type" as a constant anyway).
         return {
-            k: _inline(v, defs) for k, v in node.items() if k != "$defs" and not (k == "title" and isinstance(v, str))
+            k: _inline(v, defs)
+            for k, v in node.items()
+            if k != "$defs"
+            and not (k == "title" and isinstance(v, str))
+            and not (k == "discriminator" and isinstance(v, dict) and "propertyName" in v)
         }
     if isinstance(node, list):
         return [_inline(item, defs) for item in node]

@@ -6,8 +6,9 @@ carries: ``GET /v1/traces/{trace_id}``. It is for debugging one answer ("why did
 "which attempt failed and how?") and for spotting drift, without logs at hand.
 
 A trace never holds secrets or content: the request is summarised with the *names* of its headers,
-cookies and selector fields, never their values, and the URL loses any user:password; the page's
-text is not kept (``content_sha256`` identifies it).
+cookies and selector fields, never their values, the types of its page actions (not the text they
+type), whether it ran in a session (not the session's id, which is a credential), and the URL
+without user:password; the page's text is not kept (``content_sha256`` identifies it).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class TraceRequest(BaseModel):
     header_names: list[str] = Field(description="Names of the extra headers sent (values are never kept).")
     cookie_names: list[str] = Field(description="Names of the cookies sent (values are never kept).")
     selector_fields: list[str] = Field(description="Fields asked for with selectors.")
+    in_session: bool = Field(description="Whether it ran in a named session (the id is a credential: not kept).")
+    actions: list[str] = Field(description="The page actions' types, in order (their text is never kept).")
 
 
 class TraceSpan(BaseModel):
@@ -134,6 +137,8 @@ def summarise(request: FetchRequest) -> TraceRequest:
         header_names=sorted(request.headers),
         cookie_names=sorted(request.cookies),
         selector_fields=sorted(request.selectors or {}),
+        in_session=request.session is not None,
+        actions=[action.type for action in request.actions or ()],
     )
 
 

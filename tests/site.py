@@ -143,6 +143,29 @@ def _slow(h: Handler) -> None:
     h.page("article.html")
 
 
+def _hold(h: Handler) -> None:
+    """Answers the article once the test opens the gate ``?id=`` (``FixtureServer.release``): a
+    request that stays in flight exactly as long as the test needs, without timing."""
+    name = h.query.get("id", "")
+    h.server.count(f"/hold?id={name}")  # arrivals per gate: tests wait on this
+    h.server.gate(name).wait(timeout=120)
+    h.page("article.html")
+
+
+#: A full-viewport canvas of deterministic noise: a screenshot PNG of several MB (1280×900).
+NOISE_PAGE = """<!doctype html><html><head><title>Noise</title><style>body{margin:0}</style></head><body>
+<canvas id=c width=1280 height=900></canvas><p>A page of noise, with a sentence of text under it.</p>
+<script>
+const c = document.getElementById('c'), g = c.getContext('2d'), img = g.createImageData(1280, 900);
+let x = 12345;
+for (let i = 0; i < img.data.length; i++) {
+  x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+  img.data[i] = i % 4 === 3 ? 255 : x >>> 24;
+}
+g.putImageData(img, 0, 0);
+</script></body></html>"""
+
+
 def _slow_body(h: Handler) -> None:
     h.send_response(200)
     h.send_header("Content-Type", "text/html")
@@ -236,6 +259,17 @@ def _challenge(h: Handler) -> None:
     )
 
 
+#: An article whose text spells markup and script (escaped, so it is text): shown, never run.
+HOSTILE_TEXT = (
+    "<!doctype html><html><head><title>Markup as text</title></head><body><article><h1>Markup as text</h1>"
+    + '<p>Operators must see this literally: &lt;img src=x onerror="window.pwned=1"&gt; and '
+    "&lt;script&gt;window.pwned=2&lt;/script&gt;. It is a paragraph about escaping, long enough to be the "
+    "main content of the page and to be extracted as such by every extractor in the chain.</p>"
+    * 3
+    + "</article></body></html>"
+)
+
+
 def _shrinking(h: Handler) -> None:
     """The long article — or, once the test sets ``server.shrunk``, a fragment of it."""
     if h.server.shrunk.is_set():
@@ -259,7 +293,14 @@ def _robots(h: Handler) -> None:
 
 # --- network-policy vectors (tests/security): pages that send the client to ``?to=URL`` ------------
 
+#: A worker that reports back when it has made its request, so a test can wait for it.
+_WORKER = (
+    "<script>const w = new Worker('/worker.js?{query}'); w.onmessage = () => "
+    "document.body.insertAdjacentHTML('beforeend', '<p id=\"worker-done\">worker done</p>')</script>"
+)
+
 #: How a page of /embed makes the browser request ``{to}`` (a URL; ``{ws}``: the same as ws://).
+
 EMBEDS: dict[str, str] = {
     "img": "<img src='{to}' alt='x'>",
     "srcset": "<img srcset='{to} 1x' alt='x'>",
@@ -288,8 +329,8 @@ EMBEDS: dict[str, str] = {
     "beacon": "<script>navigator.sendBeacon('{to}', 'data')</script>",
     "event-source": "<script>new EventSource('{to}')</script>",
     "websocket": "<script>try {{ new WebSocket('{ws}') }} catch (e) {{}}</script>",
-    "worker": "<script>new Worker('/worker.js?to={to_q}')</script>",
-    "worker-import": "<script>new Worker('/worker.js?import=1&to={to_q}')</script>",
+    "worker": _WORKER.format(query="to={to_q}"),
+    "worker-import": _WORKER.format(query="import=1&to={to_q}"),
     "popup": "<script>window.open('{to}')</script>",
     "form-in-frame": (
         "<iframe name='sink'></iframe><form id='f' method='post' action='{to}' target='sink'>"
@@ -342,8 +383,10 @@ def _quote(value: str) -> str:
 
 def _worker(h: Handler) -> None:
     """A same-origin worker script that requests ``to`` (fetch, or importScripts with ``import``)."""
-    call = "importScripts" if h.query.get("import") else "fetch"
-    h.send(200, f"try {{ {call}({json.dumps(_to(h))}) }} catch (e) {{}}", "application/javascript")
+    to = json.dumps(_to(h))
+    call = f"importScripts({to})" if h.query.get("import") else f"await fetch({to})"
+    script = f"(async () => {{ try {{ {call} }} catch (e) {{}} postMessage('done') }})()"
+    h.send(200, script, "application/javascript")
 
 
 def _embed(h: Handler) -> None:
@@ -358,7 +401,153 @@ def _embed(h: Handler) -> None:
     h.send(200, page)
 
 
+# --- sessions and page actions (tests/integration/test_sessions.py, test_actions.py) -----------------
+
+_PROSE = (
+    "<p>This page is part of the fixture site used to test sessions and page actions. It has enough "
+    "text to be read as an article: several sentences that say nothing in particular, but say it at "
+    "length, so that the extractors find a main content and the quality checks find it complete.</p>"
+)
+
+
+def _doc(title: str, body: str, head: str = "") -> str:
+    return (
+        f"<!doctype html><html lang='en'><head><title>{html.escape(title)}</title>{head}</head><body>"
+        f"<main><article><h1>{html.escape(title)}</h1>{body}{_PROSE}</article></main></body></html>"
+    )
+
+
+def _member(h: Handler) -> str | None:
+    for part in (h.headers.get("Cookie") or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "member" and value:
+            return value
+    return None
+
+
+def _login(h: Handler) -> None:
+    """Signs ``user`` in, as sites do: an HttpOnly cookie on a redirect to a welcome page."""
+    user = "".join(c for c in h.query.get("user", "guest") if c.isalnum()) or "guest"
+    h.send(
+        302,
+        "",
+        headers={"Location": "/welcome", "Set-Cookie": f"member={user}; Path=/; HttpOnly; SameSite=Lax"},
+    )
+
+
+def _sign_in_page(h: Handler) -> None:
+    page = (
+        "<!doctype html><html><head><title>Sign in</title></head><body><h1>Sign in</h1>"
+        "<p>Members only. Please sign in to continue.</p><form action='/login'><input name='user'>"
+        "<input type='password' name='password'><button>Sign in</button></form></body></html>"
+    )
+    h.send(401, page, headers={"WWW-Authenticate": 'Cookie realm="members"'})
+
+
+def _welcome(h: Handler) -> None:
+    """The page after signing in; its script keeps a preference in localStorage."""
+    user = _member(h)
+    if user is None:
+        return _sign_in_page(h)
+    theme = json.dumps(f"dark-{user}")
+    script = f"<script>localStorage.setItem('theme', {theme});</script>"
+    h.send(200, _doc("Your account", f"<p>You are signed in as {user}.</p>", script))
+
+
+def _login_form(h: Handler) -> None:
+    """A sign-in form (GET to /login): type a name, press Enter."""
+    form = (
+        "<form id='signin' method='get' action='/login'><label>Name <input id='user' name='user'></label>"
+        "<button id='go' type='submit'>Sign in</button></form>"
+    )
+    h.send(200, _doc("Sign in", form))
+
+
+def _members(h: Handler) -> None:
+    """Members only: 401 and a sign-in page without the cookie; with it, the member's page, whose script
+    shows the theme the welcome page stored in localStorage (``app=1``: the same as a script-built app)."""
+    user = _member(h)
+    if user is None:
+        return _sign_in_page(h)
+    if h.query.get("app"):  # an app shell: plain HTTP sees nothing to read, so render=auto escalates
+        content = json.dumps(f"<h1>Members app</h1><p>Welcome back, {user}.</p>{_PROSE}")
+        shell = (
+            "<!doctype html><html><head><title>Members app</title></head><body><div id='root'></div>"
+            f"<script>document.getElementById('root').innerHTML = {content};</script></body></html>"
+        )
+        return h.send(200, shell)
+    script = (
+        "<script>document.addEventListener('DOMContentLoaded', () => { document.getElementById('theme')"
+        ".textContent = 'Theme: ' + (localStorage.getItem('theme') || 'none'); });</script>"
+    )
+    h.send(200, _doc("Members area", f"<p>Welcome back, {user}.</p><p id='theme'>Theme: unknown</p>", script))
+
+
+def _set_cookie(h: Handler) -> None:
+    """The article, setting ``name=value``: a cookie no later request may carry unless it is in a session."""
+    name, value = h.query.get("name", "tracker"), h.query.get("value", "1")
+    h.send(200, (PAGES / "article.html").read_bytes(), headers={"Set-Cookie": f"{name}={value}; Path=/"})
+
+
+def _reveal(h: Handler) -> None:
+    """A chapter hidden until the button is clicked; a button that is never visible."""
+    body = (
+        "<p>The first chapter is always shown.</p>"
+        "<button id='more' onclick=\"document.getElementById('extra').hidden = false\">Show more</button>"
+        "<button id='ghost' style='display:none'>Invisible</button>"
+        "<section id='extra' hidden><p>The hidden chapter tells how the keeper climbed the tower.</p></section>"
+    )
+    h.send(200, _doc("Reveal", body))
+
+
+def _search(h: Handler) -> None:
+    """A search form (GET to /results)."""
+    form = "<form method='get' action='/results'><input id='q' name='q'><button>Search</button></form>"
+    h.send(200, _doc("Search", form))
+
+
+def _results(h: Handler) -> None:
+    q = html.escape(h.query.get("q", ""))
+    h.send(200, _doc("Results", f"<p>You searched for: {q}.</p>"))
+
+
+INFINITE_TOTAL = 50
+
+
+def _infinite(h: Handler) -> None:
+    """An infinite list: 10 items, and 10 more fetched from /items each time the reader nears the end,
+    until INFINITE_TOTAL."""
+    items = "".join(f"<li class='item'>Item {i} of the endless list.</li>" for i in range(1, 11))
+    script = (
+        "<script>let loading = false, next = 11;"
+        "window.addEventListener('scroll', async () => {"
+        " if (loading || window.innerHeight + window.scrollY < document.body.scrollHeight - 50) return;"
+        " loading = true; const r = await fetch('/items?from=' + next); const got = await r.json();"
+        " for (const t of got) { const li = document.createElement('li'); li.className = 'item';"
+        " li.textContent = t; document.getElementById('list').appendChild(li); next += 1; }"
+        " loading = false; });</script>"
+    )
+    style = "<style>li.item { height: 120px; }</style>"
+    h.send(200, _doc("Endless list", f"<ul id='list'>{items}</ul>{script}", style))
+
+
+def _items(h: Handler) -> None:
+    start = int(h.query.get("from", "1"))
+    end = min(start + 10, INFINITE_TOTAL + 1)
+    h.send(200, json.dumps([f"Item {i} of the endless list." for i in range(start, end)]), "application/json")
+
+
 ROUTES: dict[str, Callable[[Handler], None]] = {
+    "/login": _login,
+    "/login-form": _login_form,
+    "/welcome": _welcome,
+    "/members": _members,
+    "/set-cookie": _set_cookie,
+    "/reveal": _reveal,
+    "/search": _search,
+    "/results": _results,
+    "/infinite": _infinite,
+    "/items": _items,
     "/redirect-to": _redirect_to,
     "/navigate": _navigate,
     "/embed": _embed,
@@ -366,8 +555,10 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/robots.txt": _robots,
     "/fail-then-ok": _fail_then_ok,
     "/rate-limited": _rate_limited,
+    "/gate": _hold,  # the same gate under the name the batch tests use
     "/challenge": _challenge,
     "/shrinking": _shrinking,
+    "/hostile-text": lambda h: h.send(200, HOSTILE_TEXT),
     "/flaky": _flaky,
     "/etag": _etag,
     "/js-article": _js_article,
@@ -375,6 +566,8 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/redirect": _redirect,
     "/redirect-loop": _redirect_loop,
     "/slow": _slow,
+    "/hold": _hold,
+    "/noise": lambda h: h.send(200, NOISE_PAGE),
     "/slow-body": _slow_body,
     "/reset": lambda h: h.reset(),
     "/huge": _huge,
@@ -425,6 +618,8 @@ class FixtureServer(ThreadingHTTPServer):
         self.hit_times: collections.defaultdict[str, list[float]] = collections.defaultdict(list)
         self.series: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
+        self._gates: dict[str, threading.Event] = {}
+        self._arrived = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self.serve_forever, name="fixture-site", daemon=True)
 
     @property
@@ -439,6 +634,21 @@ class FixtureServer(ThreadingHTTPServer):
         with self._lock:
             self.hits[path] += 1
             self.hit_times[path].append(time.monotonic())
+            self._arrived.notify_all()
+
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float = 30) -> None:
+        """Block (a thread, not the event loop) until ``condition`` holds; re-checked at each hit."""
+        with self._arrived:
+            if not self._arrived.wait_for(condition, timeout_s):
+                raise AssertionError(f"the site never saw what the test waited for; hits: {dict(self.hits)}")
+
+    def gate(self, name: str) -> threading.Event:
+        """The gate ``/hold?id=name`` waits on (created closed)."""
+        with self._lock:
+            return self._gates.setdefault(name, threading.Event())
+
+    def release(self, name: str) -> None:
+        self.gate(name).set()
 
     def start(self) -> FixtureServer:
         self._thread.start()
@@ -446,6 +656,8 @@ class FixtureServer(ThreadingHTTPServer):
 
     def close(self) -> None:
         self.stop.set()
+        for gate in list(self._gates.values()):
+            gate.set()
         self.shutdown()
         self.server_close()
 

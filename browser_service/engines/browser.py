@@ -5,30 +5,33 @@ Playwright calls such as ``page.content()`` and ``page.evaluate()`` have no time
 ``Deadline.run``. Navigation errors are mapped to the same typed errors the HTTP engine raises.
 
 The network policy holds in the browser too (``egress.py``): the URL is checked before the lease,
-every request the page makes is checked by the slot's route guard and every connection by the
-egress proxy. A main-document navigation the policy refused — the first one, a redirect hop, a
-meta refresh or script navigation, a form the page submits — fails the fetch with
-``forbidden_target`` naming the rule; refused sub-resources just do not load, and are listed in a
-warning.
+every connection by the egress proxy and, with ``browser_route_checks``, every request the page
+makes by the slot's route guard first. A main-document navigation the policy refused — the first
+one, a redirect hop, a meta refresh or script navigation, a form the page submits — fails the
+fetch with ``forbidden_target`` naming the rule; refused sub-resources just do not load, and are
+listed in a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Page, Request, Response
 
-from browser_service.contract import Phase, WaitUntil
+from browser_service.actions import run_actions
+from browser_service.contract import Action, Phase, WaitUntil
 from browser_service.deadline import Deadline
 from browser_service.egress import PROXY_ERRORS
 from browser_service.encoding import decode
 from browser_service.engines.base import RawPage, content_kind, header_charset, mime_type
+from browser_service.engines.screenshot import capture
 from browser_service.engines.settle import SNAPSHOT
 from browser_service.errors import (
     BrowserError,
@@ -44,6 +47,9 @@ from browser_service.errors import (
 )
 from browser_service.guard import NetworkPolicy, scheme_refusal
 from browser_service.pool import BrowserPool, Lease
+from browser_service.sessions import LiveSession
+
+log = logging.getLogger(__name__)
 
 #: Navigations a page may start by itself while being read before we give up on it.
 MAX_SELF_NAVIGATIONS = 3
@@ -59,6 +65,7 @@ class BrowserEngine:
         settle_cap_ms: int,
         settle_quiet_ms: int,
         challenge_wait_ms: int = 12_000,
+        max_screenshot_bytes: int = 3 * 2**20,
     ) -> None:
         self._pool = pool
         self._policy = policy
@@ -67,6 +74,7 @@ class BrowserEngine:
         self._settle_cap_s = settle_cap_ms / 1000
         self._settle_quiet_ms = settle_quiet_ms
         self._challenge_wait_s = challenge_wait_ms / 1000
+        self._max_screenshot_bytes = max_screenshot_bytes
 
     async def fetch(
         self,
@@ -80,16 +88,34 @@ class BrowserEngine:
         wait_ms: int = 0,
         screenshot: bool = False,
         challenged: Callable[[RawPage], bool] | None = None,
+        actions: Sequence[Action] | None = None,
+        session: LiveSession | None = None,
     ) -> RawPage:
         """Render ``url``. ``challenged(page)`` says whether a page is a JavaScript challenge (``detect``
-        decides; the engine does not judge content): such a page gets time to pass and navigate on."""
+        decides; the engine does not judge content): such a page gets time to pass and navigate on.
+        ``actions`` run once the page has settled (``actions.py``). With ``session`` the page runs in a
+        context made from the session's state, and the state the page leaves goes back into it."""
         target = await self._policy.check(url, deadline)
         self._pool.egress.remember(target.host, target.port, target.addresses)  # one lookup, pinned
-        async with self._pool.lease(deadline) as lease:
+        async with self._pool.lease(deadline, storage_state=session.state if session else None) as lease:
             try:
-                return await self._render(
-                    lease, target.url, deadline, headers, cookies, wait_until, wait_for, wait_ms, screenshot, challenged
-                )
+                try:
+                    return await self._render(
+                        lease,
+                        target.url,
+                        deadline,
+                        headers,
+                        cookies,
+                        wait_until,
+                        wait_for,
+                        wait_ms,
+                        screenshot,
+                        challenged,
+                        actions,
+                    )
+                finally:
+                    if session is not None:
+                        await _snapshot(lease, deadline, session)
             except PlaywrightError as exc:
                 if not lease.browser_alive():
                     raise _crashed(exc) from None
@@ -109,6 +135,7 @@ class BrowserEngine:
         wait_ms: int,
         screenshot: bool,
         challenged: Callable[[RawPage], bool] | None,
+        actions: Sequence[Action] | None = None,
     ) -> RawPage:
         page = lease.page
         if headers:
@@ -161,6 +188,15 @@ class BrowserEngine:
             except FetchError as exc:
                 raise await self._refusal(lease, failed, top_responses, url, exc.message) or exc from None
             page.on("framenavigated", on_navigated)  # from here on: navigations the page starts itself
+            done: list[str] = []
+            if actions:
+                # The steps act on the page as a reader would see it: loaded and settled first.
+                if wait_until is None:
+                    await self._settle(page, deadline, [])
+                loaded = len(top_responses)
+                done = await run_actions(page, actions, deadline)
+                if len(top_responses) > loaded:  # a step navigated (a link, a form): read the new page
+                    response = top_responses[-1]
             raw = await self._read_through_navigations(
                 page,
                 url,
@@ -172,6 +208,7 @@ class BrowserEngine:
                 wait_ms,
                 screenshot and challenged is None,
             )
+            raw.warnings.extend(done)
             if challenged is not None and raw.kind == "html":
                 if challenged(raw) and await self._outlast_challenge(page, deadline, navigated):
                     passed = main_responses[-1] if main_responses else None
@@ -180,7 +217,8 @@ class BrowserEngine:
                     )
                     raw.warnings.append("passed a JavaScript challenge in the browser")
                 if screenshot:
-                    raw.screenshot = await deadline.run(page.screenshot(type="png", timeout=0), "screenshot")
+                    raw.screenshot, clipped = await capture(page, deadline, self._max_screenshot_bytes)
+                    raw.warnings += [clipped] if clipped else []
             # The page may have tried to navigate to a refused target meanwhile (a meta refresh, a
             # script setting location, a redirect after either): its real content is out of bounds.
             # A navigation still in flight gets a bounded wait to find out where it ends.
@@ -358,7 +396,8 @@ class BrowserEngine:
             )
         shot = None
         if screenshot:
-            shot = await deadline.run(page.screenshot(type="png", timeout=0), "screenshot")
+            shot, clipped = await capture(page, deadline, self._max_screenshot_bytes)
+            warnings += [clipped] if clipped else []
         return RawPage(
             url=url,
             final_url=page.url,
@@ -429,6 +468,20 @@ class BrowserEngine:
 
 
 Snapshot = dict[str, Any]
+
+#: Longest wait for a session's storage state once the page has been read.
+SNAPSHOT_CAP_S = 2.0
+
+
+async def _snapshot(lease: Lease, deadline: Deadline, session: LiveSession) -> None:
+    """Take the context's cookies and localStorage into the session (before the lease ends). Within
+    the deadline: a request whose time is up keeps the session's previous state."""
+    try:
+        state = await deadline.run(lease.context.storage_state(), "render", "saving the session", cap_s=SNAPSHOT_CAP_S)
+    except (TimeoutError, FetchError, PlaywrightError) as exc:
+        log.warning("session state not captured", extra={"error": repr(exc)})
+        return
+    session.absorb_browser(cast(dict[str, Any], state))
 
 
 def _is_main(lease: Lease, request: Request) -> bool:

@@ -14,6 +14,7 @@ hostname: httpcore passes the URL's host as ``server_hostname`` whatever address
 from __future__ import annotations
 
 import contextvars
+import http.cookiejar
 import ssl
 import typing
 from collections.abc import Mapping
@@ -95,9 +96,10 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 
 
 class _Redirect(Exception):
-    def __init__(self, status: int, location: str) -> None:
+    def __init__(self, status: int, location: str, response: httpx.Response) -> None:
         self.status = status
         self.location = location
+        self.response = response
 
 
 async def _stop_at_redirects(response: httpx.Response) -> None:
@@ -105,7 +107,7 @@ async def _stop_at_redirects(response: httpx.Response) -> None:
     parses the Location — httpx raises ``InvalidURL`` on one such as ``data:…`` even when not following."""
     location = response.headers.get("location")
     if response.status_code in _REDIRECTS and location:
-        raise _Redirect(response.status_code, location)
+        raise _Redirect(response.status_code, location, response)
 
 
 class PinnedTransport(httpx.AsyncHTTPTransport):
@@ -147,6 +149,9 @@ class HttpEngine:
             transport=transport or PinnedTransport(policy, limits=limits),
             event_hooks={"response": [_stop_at_redirects]},
             trust_env=False,  # never route through a proxy from the environment by surprise
+            # The client is shared by every request: it must keep no cookies (httpx's default jar
+            # would hand one request's Set-Cookie to the next). A session brings its own jar.
+            cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
         )
 
     async def aclose(self) -> None:
@@ -159,7 +164,10 @@ class HttpEngine:
         *,
         headers: Mapping[str, str] | None = None,
         cookies: Mapping[str, str] | None = None,
+        jar: httpx.Cookies | None = None,
     ) -> RawPage:
+        """GET ``url``, following redirects. ``jar`` (a session's) is sent from and receives every
+        hop's Set-Cookie, as a browser's would."""
         redirects: list[str] = []
         current = url
         status = 0
@@ -172,7 +180,7 @@ class HttpEngine:
                 raise _refused_redirect(exc, redirects[-1], status, current) from None
             pinned = _PINNED.set({(target.host, target.port): target.addresses})
             try:
-                page_or_location = await self._get(target.url, deadline, headers or {}, cookies or {})
+                page_or_location = await self._get(target.url, deadline, headers or {}, cookies or {}, jar)
             finally:
                 _PINNED.reset(pinned)
             if isinstance(page_or_location, RawPage):
@@ -195,18 +203,26 @@ class HttpEngine:
         deadline: Deadline,
         headers: Mapping[str, str],
         cookies: Mapping[str, str],
+        jar: httpx.Cookies | None = None,
     ) -> RawPage | tuple[int, str]:
-        request_headers = dict(headers)
-        if cookies:
-            request_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        request = self._client.build_request("GET", url, headers=request_headers)
+        request = self._client.build_request("GET", url, headers=dict(headers))
+        sent: list[str] = []
+        if jar is not None:
+            jar.set_cookie_header(request)
+            sent = [request.headers["Cookie"]] if "Cookie" in request.headers else []
+        if cookies or sent:
+            request.headers["Cookie"] = "; ".join([*sent, *(f"{k}={v}" for k, v in cookies.items())])
         phase: Phase = "response"
         response: httpx.Response | None = None
         try:
             try:
                 response = await deadline.run(self._client.send(request, stream=True), "response", url)
             except _Redirect as redirect:
+                if jar is not None:
+                    jar.extract_cookies(redirect.response)
                 return redirect.status, redirect.location
+            if jar is not None:
+                jar.extract_cookies(response)
             phase = "body"
             body = await deadline.run(self._read(response), "body", url)
         except FetchError:

@@ -161,9 +161,11 @@ async def test_health(client: httpx.AsyncClient) -> None:
 
 async def test_tools_and_openapi(client: httpx.AsyncClient) -> None:
     tools = (await client.get("/v1/tools")).json()
-    assert [t["name"] for t in tools["anthropic"]] == ["fetch", "extract"]
+    assert [t["name"] for t in tools["anthropic"]] == ["fetch", "extract", "session_create", "session_delete"]
     openapi = (await client.get("/openapi.json")).json()
-    assert {"/v1/fetch", "/v1/extract", "/v1/health", "/v1/tools"} <= set(openapi["paths"])
+    assert {"/v1/fetch", "/v1/extract", "/v1/health", "/v1/tools", "/v1/sessions", "/v1/sessions/{session_id}"} <= set(
+        openapi["paths"]
+    )
     assert (await client.get("/docs")).status_code == 200
 
 

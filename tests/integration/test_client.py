@@ -40,7 +40,12 @@ async def test_async_client_fetches_and_raises_the_servers_error_classes(tmp_pat
             assert (await client.health()).pool.size == 1
             assert (await client.host("example.com")).state == "available"
             assert (await client.quarantine()).total == 0
-            assert [t["function"]["name"] for t in (await client.tools())["openai"]] == ["fetch", "extract"]
+            assert [t["function"]["name"] for t in (await client.tools())["openai"]] == [
+                "fetch",
+                "extract",
+                "session_create",
+                "session_delete",
+            ]
 
         async with AsyncClient(base, api_key="wrong") as intruder:
             with pytest.raises(ServiceProblem) as refused:

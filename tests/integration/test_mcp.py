@@ -21,7 +21,15 @@ from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from browser_service.contract import CONTRACT_VERSION, ErrorInfo, ErrorKind, FetchResponse
+from browser_service.contract import (
+    CONTRACT_VERSION,
+    ErrorBody,
+    ErrorInfo,
+    ErrorKind,
+    FetchResponse,
+    SessionDeleted,
+    SessionInfo,
+)
 from browser_service.fetcher import Fetcher
 from browser_service.mcp_server import VERSION_META_KEY, error_text, header, mcp_tools
 from browser_service.tools import TOOL_VERSION, tool_definitions
@@ -37,7 +45,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: (it is CONTRACT_VERSION: bump that, and record the new pair here and in test_contract.RELEASED).
 RELEASED_TOOLS = {
     "1.1.0": "38b0ebecb89d22ba",
+    "1.2.0": "3d429272455893f8",  # fetch: session, actions; session_create, session_delete
 }
+TOOL_NAMES = ["fetch", "extract", "session_create", "session_delete"]
 
 #: A raw streamable-HTTP initialize, for the checks in front of the SDK's transport.
 INITIALIZE = {
@@ -126,7 +136,7 @@ async def http_session(
 
 def test_tool_version_is_the_contract_version_and_pinned() -> None:
     assert TOOL_VERSION == CONTRACT_VERSION == tool_definitions()["version"]
-    assert [tool.meta for tool in mcp_tools()] == [{VERSION_META_KEY: CONTRACT_VERSION}] * 2
+    assert [tool.meta for tool in mcp_tools()] == [{VERSION_META_KEY: CONTRACT_VERSION}] * len(TOOL_NAMES)
     definitions = [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in mcp_tools()]
     digest = hashlib.sha256(json.dumps([definitions, tool_definitions()], sort_keys=True).encode()).hexdigest()[:16]
     assert RELEASED_TOOLS.get(TOOL_VERSION) == digest, (
@@ -167,15 +177,18 @@ def test_header_of_a_stale_answer_and_text_of_a_wait() -> None:
 async def test_stdio_tools_fetch_errors_and_extract(tmp_path: Path, site: FixtureServer) -> None:
     async with stdio_session(tmp_path) as client:
         listed = (await client.session.list_tools()).tools
-        assert [tool.name for tool in listed] == ["fetch", "extract"]
+        assert [tool.name for tool in listed] == TOOL_NAMES
         anthropic = tool_definitions()["anthropic"]
-        for tool, definition, open_world in zip(listed, anthropic, (True, False), strict=True):
+        hints = [(True, None, True), (True, None, False), (False, False, False), (False, True, False)]
+        outputs = [FetchResponse, FetchResponse, SessionInfo, SessionDeleted]
+        for tool, definition, hint, output in zip(listed, anthropic, hints, outputs, strict=True):
             assert tool.annotations is not None
-            assert (tool.annotations.read_only_hint, tool.annotations.open_world_hint) == (True, open_world)
+            annotations = tool.annotations
+            assert (annotations.read_only_hint, annotations.destructive_hint, annotations.open_world_hint) == hint
             assert tool.meta == {VERSION_META_KEY: CONTRACT_VERSION}
             assert tool.input_schema == definition["input_schema"]  # the contract's, as /v1/tools serves it
             assert tool.description == definition["description"]
-            assert tool.output_schema == FetchResponse.model_json_schema(mode="serialization")
+            assert tool.output_schema == output.model_json_schema(mode="serialization")
 
         url = site.url("/article.html")
         result, body = await client.call("fetch", {"url": url})
@@ -260,8 +273,7 @@ async def test_http_mcp_shares_the_apps_fetcher(tmp_path: Path, site: FixtureSer
         async with http_session(base) as client:
             listed = (await client.session.list_tools()).tools
             assert [(tool.name, tool.meta) for tool in listed] == [
-                ("fetch", {VERSION_META_KEY: CONTRACT_VERSION}),
-                ("extract", {VERSION_META_KEY: CONTRACT_VERSION}),
+                (name, {VERSION_META_KEY: CONTRACT_VERSION}) for name in TOOL_NAMES
             ]
             url = site.url("/article.html")
             result, body = await client.call("fetch", {"url": url})
@@ -328,3 +340,51 @@ async def test_http_client_gone_frees_the_slot(tmp_path: Path, site: FixtureServ
         await asyncio.gather(request, return_exceptions=True)
         await until(lambda: service.pool.health().in_use == 0, limit_s=5)  # long before the page's 20 s
         assert service.pool.open_contexts() == service.pool.open_pages() == service.pool.idle_slots == 1
+
+
+async def test_http_mcp_sessions_and_actions(tmp_path: Path, site: FixtureServer) -> None:
+    """An agent's whole sign-in flow over MCP: create a session, sign in with actions, read a members-only
+    page, delete the session; a deleted session is a tool error telling it to create a new one."""
+    settings = make_settings(tmp_path, pool_size=1, prelaunch=False)
+    async with running(settings) as (rest, _), http_session(str(rest.base_url).rstrip("/")) as client:
+        created = await client.session.call_tool("session_create", {"ttl_s": 600})
+        assert not created.is_error and created.structured_content is not None
+        info = SessionInfo.model_validate(created.structured_content)
+        assert info.ttl_s == 600 and isinstance(created.content[0], types.TextContent)
+        assert created.content[0].text.startswith(
+            f'Session {info.id} created. Pass session="{info.id}" to fetch: those fetches share cookies and '
+            "localStorage. It lasts 600 s after its last use"
+        )
+        sign_in = [
+            {"type": "type", "selector": "#user", "text": "mia"},
+            {"type": "press", "selector": "#user", "key": "Enter"},
+        ]
+        result, body = await client.call(
+            "fetch", {"url": site.url("/login-form"), "session": info.id, "actions": sign_in}
+        )
+        assert not result.is_error and "You are signed in as mia." in (body.markdown or "")
+        result, body = await client.call("fetch", {"url": site.url("/members"), "session": info.id})
+        assert not result.is_error and "Welcome back, mia." in (body.markdown or "")
+
+        # A step that cannot be done: a tool error naming it.
+        result, body = await client.call(
+            "fetch",
+            {"url": site.url("/reveal"), "actions": [{"type": "click", "selector": "#nope", "timeout_ms": 200}]},
+        )
+        assert result.is_error and body.error is not None and body.error.kind == "action_failed"
+        assert isinstance(result.content[0], types.TextContent)
+        assert result.content[0].text.endswith(
+            'error: {"kind": "action_failed", "retryable": false, "retry_after_s": null, "step": 0}'
+        )
+
+        deleted = await client.session.call_tool("session_delete", {"session": info.id})
+        assert not deleted.is_error and deleted.structured_content == {"id": info.id, "deleted": True}
+        again = await client.session.call_tool("session_delete", {"session": info.id})
+        assert again.is_error and again.structured_content is not None
+        error = ErrorBody.model_validate(again.structured_content).error
+        assert error.kind == "session_not_found" and "Create a new session" in error.message
+        result, body = await client.call("fetch", {"url": site.url("/members"), "session": info.id})
+        assert result.is_error and body.error is not None and body.error.kind == "session_not_found"
+        bad = await client.session.call_tool("session_create", {"ttl_s": 0})
+        assert bad.is_error and bad.structured_content is not None
+        assert ErrorBody.model_validate(bad.structured_content).error.kind == "invalid_request"

@@ -59,7 +59,7 @@ class _CanaryHandler(BaseHTTPRequestHandler):
     def _record(self) -> None:
         with self.server.lock:
             self.server.requests.append(f"{self.command} {self.path}")
-        body = b"<html><body><p>canary: internal data</p></body></html>"
+        body = b"<html><body><p id='canary'>canary: internal data</p></body></html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
@@ -176,7 +176,7 @@ def dns() -> FakeDNS:
 
 
 async def _service(tmp: Path, allow: list[str], dns: FakeDNS) -> Fetcher:
-    service = Fetcher(make_settings(tmp, allow=allow, retry_attempts=1, pool_size=2))
+    service = Fetcher(make_settings(tmp, allow=allow, retry_attempts=1, pool_size=2, browser_route_checks=True))
     service.policy.resolver = dns  # one policy: the URL check, both engines, the routes and the proxy
     await service.start(launch_browser=True)
     return service
@@ -208,10 +208,19 @@ async def no_canary_is_reached(net: Net, strict: Fetcher) -> AsyncIterator[None]
     assert net.reached() == before, f"a canary was reached: {net.near.requests + net.other_port.requests}"
 
 
-async def fetch(service: Fetcher, url: str, render: str, timeout_ms: int = 15_000) -> FetchResponse:
+async def fetch(
+    service: Fetcher, url: str, render: str, timeout_ms: int = 15_000, wait_for: str | None = None
+) -> FetchResponse:
     return await service.fetch(
         FetchRequest.model_validate(
-            {"url": url, "render": render, "max_age_s": 0, "allow_stale": False, "timeout_ms": timeout_ms}
+            {
+                "url": url,
+                "render": render,
+                "max_age_s": 0,
+                "allow_stale": False,
+                "timeout_ms": timeout_ms,
+                "wait_for": wait_for,
+            }
         )
     )
 
@@ -386,11 +395,12 @@ async def test_self_navigation_into_a_redirect_to_a_canary(strict: Fetcher, net:
 
 
 async def test_self_navigations_reach_an_allowed_target(lenient: Fetcher, net: Net) -> None:
-    """Positive control: through a service that allows the control canary, each page really goes there."""
+    """Positive control: through a service that allows the control canary, each page really goes there
+    (the fetch waits for the canary's page, so a slow timer cannot end the fetch before it fires)."""
     control = f"http://127.0.0.3:{net.control.port}/moved"
     for how in NAVIGATIONS:
         before = net.control.connections
-        response = await fetch(lenient, navigation_url(net, how, control), "browser")
+        response = await fetch(lenient, navigation_url(net, how, control), "browser", wait_for="#canary")
         assert net.control.connections > before, (how, kind(response))
 
 
@@ -425,13 +435,16 @@ async def test_sub_resource_to_a_canary_is_blocked(strict: Fetcher, net: Net, em
 
 
 async def test_sub_resources_reach_an_allowed_target(lenient: Fetcher, net: Net) -> None:
-    """Positive control: each embed really makes its request when the policy allows the target."""
+    """Positive control: each embed really makes its request when the policy allows the target. A
+    worker's request comes when the worker gets to it: its page says when (``#worker-done``)."""
     missed = []
     for embed in SUB_RESOURCES:
         if embed in NO_CONTROL:
             continue
         before = net.control.connections
-        response = await fetch(lenient, embed_url(net, embed, f"http://127.0.0.3:{net.control.port}/x.png"), "browser")
+        target = f"http://127.0.0.3:{net.control.port}/x.png"
+        wait_for = "#worker-done" if embed.startswith("worker") else None
+        response = await fetch(lenient, embed_url(net, embed, target), "browser", wait_for=wait_for)
         await lenient.pool.drained()
         if not (response.ok and net.control.connections > before):
             missed.append(embed)

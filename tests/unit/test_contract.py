@@ -6,7 +6,19 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from browser_service.contract import CONTRACT_VERSION, ErrorKind, ExtractRequest, FetchRequest, FetchResponse
+from browser_service.contract import (
+    CONTRACT_VERSION,
+    MAX_ACTIONS,
+    ErrorBody,
+    ErrorKind,
+    ExtractRequest,
+    FetchRequest,
+    FetchResponse,
+    SessionCreate,
+    SessionDeleted,
+    SessionInfo,
+    SessionRef,
+)
 from browser_service.errors import ERROR_CLASSES, FetchError, RequestError, ServiceError, UpstreamError, from_info
 from browser_service.tools import tool_definitions
 
@@ -41,6 +53,13 @@ def test_unknown_fields_are_rejected() -> None:
         ({"url": "https://example.com/", "headers": {"Bad Name": "x"}}, "headers"),
         ({"url": "https://example.com/", "headers": {"Host": "evil"}}, "headers"),
         ({"url": "https://example.com/", "cookies": {"a": "b;c"}}, "cookies"),
+        ({"url": "https://example.com/", "session": "../etc/passwd"}, "session"),
+        ({"url": "https://example.com/", "render": "http", "actions": [{"type": "click", "selector": "a"}]}, "actions"),
+        ({"url": "https://example.com/", "actions": [{"type": "hover", "selector": "a"}]}, "actions"),
+        ({"url": "https://example.com/", "actions": [{"type": "click", "selector": "a[["}]}, "actions"),
+        ({"url": "https://example.com/", "actions": [{"type": "wait_ms", "ms": 30_001}]}, "actions"),
+        ({"url": "https://example.com/", "actions": [{"type": "scroll", "to": "middle"}]}, "actions"),
+        ({"url": "https://example.com/", "actions": [{"type": "wait_ms", "ms": 1}] * (MAX_ACTIONS + 1)}, "actions"),
     ],
 )
 def test_invalid_fields_are_named(body: dict[str, object], field: str) -> None:
@@ -84,6 +103,8 @@ def test_error_classes_cover_the_closed_enum_once() -> None:
         ("invalid_request", 422),
         ("forbidden_target", 403),
         ("robots_disallowed", 403),
+        ("session_not_found", 404),
+        ("action_failed", 422),
         ("dns_error", 502),
         ("not_found", 502),
         ("http_error", 502),
@@ -108,7 +129,7 @@ def test_tools_are_generated_from_the_models() -> None:
     tools = tool_definitions()
     assert tools["version"] == CONTRACT_VERSION
     names = [t["function"]["name"] for t in tools["openai"]]
-    assert names == ["fetch", "extract"] == [t["name"] for t in tools["anthropic"]]
+    assert names == ["fetch", "extract", "session_create", "session_delete"] == [t["name"] for t in tools["anthropic"]]
     fetch_schema = tools["openai"][0]["function"]["parameters"]
     assert fetch_schema == tools["anthropic"][0]["input_schema"]
     assert fetch_schema["required"] == ["url"] and fetch_schema["additionalProperties"] is False
@@ -117,6 +138,26 @@ def test_tools_are_generated_from_the_models() -> None:
     # the selector spec was inlined, with its fields
     selector_options = fetch_schema["properties"]["selectors"]["anyOf"][0]["additionalProperties"]["anyOf"]
     assert any(option.get("properties", {}).get("css") for option in selector_options)
+    # the actions' union was inlined: one option per step type, each naming its type
+    steps = fetch_schema["properties"]["actions"]["anyOf"][0]["items"]["oneOf"]
+    assert [step["properties"]["type"]["const"] for step in steps] == [
+        "click",
+        "type",
+        "press",
+        "scroll",
+        "wait_for",
+        "wait_ms",
+        "scroll_until_stable",
+    ]
+
+
+def test_actions_parse_and_imply_the_browser() -> None:
+    request = FetchRequest.model_validate(
+        {"url": "https://e.com/", "actions": [{"type": "click", "selector": "#more"}, {"type": "scroll", "to": 400}]}
+    )
+    assert request.needs_browser() and request.actions is not None
+    assert [a.type for a in request.actions] == ["click", "scroll"]
+    assert request.actions[0].model_dump() == {"type": "click", "selector": "#more", "timeout_ms": 5000}
 
 
 #: The schema digest each contract version was released with. A change of the request or response
@@ -124,14 +165,16 @@ def test_tools_are_generated_from_the_models() -> None:
 RELEASED = {
     "1.0.0": "c2ddc9bb2d84c3a6",
     "1.1.0": "0e9df150b77c2d1d",  # on_suspect, respect_robots; ErrorInfo.quarantine_id
+    # session, actions; ErrorInfo.step; session_not_found, action_failed; phase action; the session models
+    "1.2.0": "237f77f6a9be55dd",
 }
 
 
 def test_contract_change_bumps_version() -> None:
-    schemas = json.dumps(
-        [FetchRequest.model_json_schema(), ExtractRequest.model_json_schema(), FetchResponse.model_json_schema()],
-        sort_keys=True,
-    )
+    models = [FetchRequest, ExtractRequest, FetchResponse]
+    if tuple(map(int, CONTRACT_VERSION.split("."))) >= (1, 2, 0):  # from 1.2.0 on, the session models too
+        models += [SessionCreate, SessionRef, SessionInfo, SessionDeleted, ErrorBody]
+    schemas = json.dumps([model.model_json_schema() for model in models], sort_keys=True)
     digest = hashlib.sha256(schemas.encode()).hexdigest()[:16]
     assert RELEASED.get(CONTRACT_VERSION) == digest, (
         f"the contract schema changed (digest {digest}): bump CONTRACT_VERSION and record it in RELEASED"

@@ -120,6 +120,8 @@ def test_fetch_event_fields_and_no_secrets(captured: io.StringIO) -> None:
         "host": "shop.example:8443",
         "url": "https://shop.example:8443/item",
         "render": "auto",
+        "in_session": False,
+        "actions": 0,
         "ok": False,
         "outcome": "timeout",
         "engine": "browser",

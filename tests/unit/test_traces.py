@@ -50,6 +50,24 @@ def test_summary_keeps_names_never_values() -> None:
     dumped = summary.model_dump_json()
     assert "hunter2" not in dumped and "s3cr3t" not in dumped and "pw@" not in dumped
     assert summary.formats == ["text", "links"] and summary.render == "auto" and summary.timeout_ms == 30000
+    assert (summary.in_session, summary.actions) == (False, [])
+
+
+def test_summary_of_sessions_and_actions_keeps_no_credential() -> None:
+    session = "Sess1on_id-0123456789"
+    summary = summarise(
+        request(
+            session=session,
+            actions=[
+                {"type": "type", "selector": "#password", "text": "hunter2"},
+                {"type": "press", "key": "Enter"},
+                {"type": "wait_ms", "ms": 100},
+            ],
+        )
+    )
+    assert (summary.in_session, summary.actions) == (True, ["type", "press", "wait_ms"])
+    dumped = summary.model_dump_json()
+    assert session not in dumped and "hunter2" not in dumped
 
 
 def test_spans_belong_to_the_attempt_they_started_in() -> None:
