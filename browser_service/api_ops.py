@@ -26,7 +26,12 @@ from browser_service.traces import Trace
 
 def operations_router(service: Fetcher, settings: Settings, auth: list[Any]) -> APIRouter:
     router = APIRouter()
-    readiness = ReadinessProbe(service.pool, timeout_s=settings.ready_timeout_ms / 1000, cache_s=settings.ready_cache_s)
+    readiness = ReadinessProbe(
+        service.pool,
+        timeout_s=settings.ready_timeout_ms / 1000,
+        cache_s=settings.ready_cache_s,
+        draining=lambda: service.admission.draining,  # SIGTERM received: out of the load balancer at once
+    )
 
     @router.get("/metrics", dependencies=auth, include_in_schema=False)
     async def metrics() -> Response:

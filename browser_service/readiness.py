@@ -3,8 +3,8 @@
 ``/readyz`` answers whether this replica can render a page *now*: it leases a slot from the pool
 the way a fetch does (so it waits in the same queue, on the same browser), renders a built-in page
 with ``page.set_content`` — no network — and reads a random marker back from the DOM. Anything else
-(no slot within the timeout, a browser that will not launch or answer, the service shutting down) is
-"not ready" with the reason. ``/healthz`` is the cheap liveness check beside it: the process and
+(no slot within the timeout, a browser that will not launch or answer, the service draining or
+shutting down) is "not ready" with the reason. ``/healthz`` is the cheap liveness check beside it: the process and
 its event loop answer, no browser involved.
 
 A load balancer may poll often: one probe's answer is reused for
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from playwright.async_api import Error as PlaywrightError
@@ -48,8 +49,11 @@ _READ = "document.body.dataset.rendered === '1' ? document.getElementById('canar
 
 
 class ReadinessProbe:
-    def __init__(self, pool: BrowserPool, *, timeout_s: float, cache_s: float) -> None:
+    def __init__(
+        self, pool: BrowserPool, *, timeout_s: float, cache_s: float, draining: Callable[[], bool] = lambda: False
+    ) -> None:
         self.pool = pool
+        self.draining = draining
         self.timeout_s = timeout_s
         self.cache_s = cache_s
         self.probes = 0
@@ -58,6 +62,14 @@ class ReadinessProbe:
 
     async def check(self) -> ReadyReport:
         """The last report if it is recent enough, else the result of a new canary render."""
+        if self.draining():  # shutting down: out of the load balancer at once, whatever the last render said
+            return ReadyReport(
+                ready=False,
+                reason="draining: the service is shutting down and refuses new requests",
+                checked_at=datetime.now(UTC),
+                age_s=0.0,
+                duration_ms=0,
+            )
         last = self._last
         if last is not None and time.monotonic() - last[0] < self.cache_s:
             return last[1].model_copy(update={"age_s": round(time.monotonic() - last[0], 2)})

@@ -166,6 +166,10 @@ async def test_readyz_is_503_with_the_reason_when_no_slot_is_free(tmp_path: Path
         assert (await slow).status_code == 200
         await service.pool.drained()
         assert (await client.get("/readyz")).status_code == 200
+        service.admission.begin_drain()  # what SIGTERM does first (shutdown.py)
+        draining = await client.get("/readyz")
+        assert draining.status_code == 503
+        assert draining.json()["reason"] == "draining: the service is shutting down and refuses new requests"
 
 
 async def test_operator_routes_and_api_keys(tmp_path: Path) -> None:
