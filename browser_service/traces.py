@@ -175,9 +175,12 @@ def build(
     ]
 
     def attempt_of(start_s: float) -> int | None:
-        for index, window in enumerate(windows):
-            if window is not None and window[0] <= start_s <= window[1]:
-                return index
+        # Attempts run one after another: a span belongs to the latest one started before it, if that
+        # one had not ended yet (a span right after an attempt belongs to the next, not the slack).
+        for index in reversed(range(len(windows))):
+            window = windows[index]
+            if window is not None and window[0] <= start_s:
+                return index if start_s <= window[1] else None
         return None
 
     spans = [

@@ -72,26 +72,27 @@ def test_summary_of_sessions_and_actions_keeps_no_credential() -> None:
 
 def test_spans_belong_to_the_attempt_they_started_in() -> None:
     timings = Timings(started=0.0)
-    timings.attempt_starts_s = [0.010, 0.040]
+    timings.attempt_starts_s = [0.010, 0.0308]
     timings.spans = [
         Span("queue", "reading the cache", 0.001, 0.002, "ok"),
         Span("response", "https://example.com/a", 0.011, 0.015, "ok"),
-        Span("body", "https://example.com/a", 0.0305, 0.0001, "ok"),  # ends within the truncated millisecond
-        Span("queue", "waiting for a browser slot", 0.041, 0.100, "ok"),
+        Span("body", "https://example.com/a", 0.0302, 0.0001, "ok"),  # after 20 ms: the truncated millisecond
+        Span("queue", "opening a page", 0.0309, 0.0001, "ok"),  # in attempt 0's slack too, but attempt 1 began
+        Span("queue", "waiting for a browser slot", 0.041, 0.0999, "ok"),
         Span("navigation", "https://example.com/a", 0.141, 0.150, "ok"),
         Span("render", "reading the page", 0.291, 0.040, "capped"),
         Span("extract", "extracting the content", 0.345, 0.005, "ok"),
     ]
     timings.totals_s = {"queue": 0.102, "response": 0.015, "body": 0.0001, "navigation": 0.15, "render": 0.04}
     trace = build(request(), escalated_response(), timings, STARTED, 0.352)
-    assert [s.attempt for s in trace.spans] == [None, 0, 0, 1, 1, 1, None]
+    assert [s.attempt for s in trace.spans] == [None, 0, 0, 1, 1, 1, 1, None]
     assert [(a.engine, a.outcome, a.start_ms, a.phases_ms) for a in trace.attempts] == [
         ("http", "escalated", 10.0, {"response": 15.0, "body": 0.1}),
-        ("browser", "ok", 40.0, {"queue": 100.0, "navigation": 150.0, "render": 40.0}),
+        ("browser", "ok", 30.8, {"queue": 100.0, "navigation": 150.0, "render": 40.0}),
     ]
     assert trace.phases_ms == {"queue": 102.0, "response": 15.0, "body": 0.1, "navigation": 150.0, "render": 40.0}
     assert (trace.duration_ms, trace.outcome, trace.engine, trace.cache) == (352, "ok", "browser", "bypass")
-    assert trace.spans[5].outcome == "capped" and trace.spans[0].start_ms == 1.0
+    assert trace.spans[6].outcome == "capped" and trace.spans[0].start_ms == 1.0
 
 
 @pytest.mark.parametrize(
