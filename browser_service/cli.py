@@ -76,12 +76,15 @@ def serve(
     insecure: Annotated[
         bool, typer.Option(help="Allow listening beyond loopback without BROWSER_SERVICE_API_KEYS.")
     ] = False,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error [env BROWSER_SERVICE_LOG_LEVEL, info].")
+    ] = None,
 ) -> None:
     """Run the HTTP API (default 127.0.0.1:8000)."""
     from browser_service.api import create_app
     from browser_service.chromium import BrowserNotFound, locate
     from browser_service.fetcher import Fetcher
+    from browser_service.logs import configure as configure_logging
 
     settings = Settings()
     host = host or settings.host
@@ -102,9 +105,12 @@ def serve(
             raise typer.Exit(3) from None
     from browser_service.shutdown import serve as run_server
 
+    # Every log line, uvicorn's included, as JSON on stderr (logs.py); uvicorn's own config is not applied.
+    level = (log_level or settings.log_level).lower()
+    configure_logging(level, settings.log_format)
     service = Fetcher(settings)
     # SIGTERM drains (BROWSER_SERVICE_SHUTDOWN_GRACE_S), answers the rest, closes Chromium, exits 0.
-    run_server(create_app(settings, service), service.admission, host=host, port=port, log_level=log_level)
+    run_server(create_app(settings, service), service.admission, host=host, port=port, log_level=level)
 
 
 def _is_loopback(host: str) -> bool:

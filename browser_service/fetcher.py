@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import anyio.to_thread
 
-from browser_service import detect, quality
+from browser_service import detect, quality, timings
 from browser_service.admission import Admission
 from browser_service.answer import error_response, extract_response, extraction_for, fill_content
 from browser_service.breaker import BreakerConfig, Breakers, CircuitOpenRefusal
@@ -70,6 +70,8 @@ from browser_service.retry import MIN_TRY_S, RetryPolicy, with_retries
 from browser_service.robots import RobotsRules
 from browser_service.sessions import LiveSession, SessionStore
 from browser_service.settings import Settings
+from browser_service.telemetry import Telemetry, observed
+from browser_service.watchdog import Watchdog
 from extractors import Extraction
 
 log = logging.getLogger(__name__)
@@ -139,8 +141,18 @@ class Fetcher:
         self._closed = False
         #: Per-caller concurrency and the shutdown drain: every fetch and extract enters through it.
         self.admission = Admission(self.settings.key_concurrency, self.settings.shutdown_grace_s)
+        # Observability: each fetch's trace, log event and metrics (telemetry.py); slot heartbeats (watchdog.py).
+        self.telemetry = Telemetry(s)
+        self.watchdog = Watchdog(
+            self.pool,
+            interval_s=s.heartbeat_interval_s,
+            timeout_s=s.heartbeat_timeout_ms / 1000,
+            lease_grace_s=s.lease_grace_s,
+        )
+        self.telemetry.metrics.watch(self)
 
     async def start(self, *, launch_browser: bool = False) -> None:
+        self.watchdog.start()
         if launch_browser:
             # A long-running service: pay the one-time costs (browser launch, the extractors' lazy
             # imports and caches, ~0.5 s) now rather than in the first request's deadline.
@@ -150,6 +162,7 @@ class Fetcher:
         if self._closed:  # idempotent: an adapter's shutdown may run after an explicit close
             return
         self._closed = True
+        await self.watchdog.stop()
         await self.pool.close()
         await self.http.aclose()
         await self.cache.aclose()
@@ -166,6 +179,7 @@ class Fetcher:
 
     # --- fetch ---------------------------------------------------------------------------------
 
+    @observed
     async def fetch(self, request: FetchRequest) -> FetchResponse:
         return await self.admission.run(str(request.url), lambda: self._fetch(request))
 
@@ -555,6 +569,7 @@ class Fetcher:
         judge: bool = True,
     ) -> RawPage:
         started = time.monotonic()
+        timings.attempt_started()
         attempt = Attempt(engine=engine, url=url, outcome="ok", duration_ms=0)
         attempts.append(attempt)
         try:

@@ -31,6 +31,9 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
         "breaker_window": 1000,
         "breaker_min_calls": 1000,
         "retry_backoff_ms": 20,
+        # The watchdog's background checks would take idle slots aside at moments no test chooses;
+        # tests/integration/test_observability.py turns it on (or calls check()) where it is tested.
+        "heartbeat_interval_s": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
