@@ -80,6 +80,11 @@ class Egress:
         self._failures: collections.OrderedDict[tuple[str, int], tuple[float, FetchError]] = collections.OrderedDict()
 
     @property
+    def open_tunnels(self) -> int:
+        """Connections open through the proxy now (each holds two sockets: Chromium's and the origin's)."""
+        return len(self._tasks)
+
+    @property
     def server(self) -> str:
         assert self.port is not None, "Egress.start() first"
         return f"socks5://127.0.0.1:{self.port}"
