@@ -475,6 +475,8 @@ def _utc(ts: float) -> datetime:
 
 def _jar_cookie(cookie: dict[str, Any]) -> http.cookiejar.Cookie:
     domain = str(cookie["domain"])
+    if "." not in domain:  # cookiejar's name for a dotless host such as localhost (see _state_cookie)
+        domain = f"{domain}.local"
     expires = cookie.get("expires", -1)
     expiry = int(expires) if isinstance(expires, int | float) and expires >= 0 else None
     rest: dict[str, str] = {}
