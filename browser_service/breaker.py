@@ -45,6 +45,10 @@ Both are idempotent per ticket. A late outcome of a call admitted before the cir
 kept in the history but not in the fresh window; an outcome recorded while OPEN lands in the window
 (as in Resilience4j) but only a CLOSED circuit judges it; in HALF_OPEN only the trial tickets decide.
 
+Where the state lives is ``breaker_shared``'s business: :meth:`HostBreaker.snapshot` and
+:meth:`HostBreaker.restore` let replicas keep one host's breaker in Redis and run this same logic on
+it (:meth:`Ticket.bound` re-binds a ticket another replica's call was admitted with).
+
 Lifecycle state (served as ``host_state``): **unavailable** while the circuit is open; **degraded**
 while half-open, while a Retry-After noted with :meth:`Breakers.note_throttled` is in force, or when
 the circuit is closed but one of the last ``recent_calls`` calls in the window failed or the window's
