@@ -297,11 +297,12 @@ class Fetcher:
                 raw = await self._retrieve(request, url, deadline, attempts)
         except BaseException as exc:
             outcome = _breaker_outcome(exc) if isinstance(exc, FetchError) else None
-            # Shielded: a cancelled request still ends its permit (a shared trial place is given back).
+            # Embedded, these complete without suspending (as the sync calls they replace); shared, a
+            # trial place a cancelled request could not give back frees itself after its lease.
             if outcome is None:
-                await asyncio.shield(self.circuits.release(host, permit))
+                await self.circuits.release(host, permit)
             else:
-                await asyncio.shield(self.circuits.record(host, outcome[0], failure=outcome[1], permit=permit))
+                await self.circuits.record(host, outcome[0], failure=outcome[1], permit=permit)
             if isinstance(exc, RateLimited | HTTPStatusError) and exc.retry_after_s and exc.phase != "queue":
                 # Honoured by the later requests to this host too, not only by this one's retry.
                 honoured = self.limits.note_retry_after(host, exc.retry_after_s)
