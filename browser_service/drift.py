@@ -58,10 +58,16 @@ class Comparison:
     requests: list[RequestDiff]
     misses: list[str] = field(default_factory=list)
     count_changed: tuple[int, int] | None = None
+    #: The new answers were written as the snapshot (``--update``): accepted, so passed.
+    updated: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.count_changed) or any(r.changed for r in self.requests)
 
     @property
     def passed(self) -> bool:
-        return not self.count_changed and not any(r.changed for r in self.requests)
+        return self.updated or not self.changed
 
     @property
     def similarity(self) -> float:
@@ -73,8 +79,9 @@ class Comparison:
 
     def summary(self) -> str:
         n = len(self.requests)
-        head = f"{'PASS' if self.passed else 'FAIL'} {self.name} ({n} request{'s' if n != 1 else ''})"
-        if self.passed:
+        status = "PASS" if not self.changed else "UPDATED" if self.updated else "FAIL"
+        head = f"{status} {self.name} ({n} request{'s' if n != 1 else ''})"
+        if not self.changed:
             return head
         drift = f"similarity {self.similarity:.3f}"
         if self.drifted:

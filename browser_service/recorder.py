@@ -149,6 +149,7 @@ async def check(
     replayed = await replay(recording, settings=settings)
     actual = [normalise(r) for r in replayed.responses]
     comparison = compare(recording.name, recording.snapshot(), actual, threshold=threshold, misses=replayed.misses)
-    if update and not comparison.passed:
+    if update and comparison.changed:
         recording.write_snapshot(replayed.responses)
+        comparison.updated = True
     return comparison

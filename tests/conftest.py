@@ -39,3 +39,15 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return make_settings(tmp_path_factory.mktemp("svc"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The recordings plugin, as an installed browser-service registers it (entry point ``pytest11``);
+    registered here too for a checkout whose installed metadata predates it. And pytest's own
+    ``pytester``, for the plugin's tests."""
+    import browser_service.testing as plugin
+
+    if not config.pluginmanager.is_registered(plugin):
+        config.pluginmanager.register(plugin, "browser_service")
+    if not config.pluginmanager.has_plugin("pytester"):
+        config.pluginmanager.import_plugin("pytester")
