@@ -43,8 +43,8 @@ MEDIA_TYPES = ("image", "media", "font")
 
 #: Fields of a FetchResponse that differ on every run; what they are replaced with in a snapshot.
 VOLATILE: dict[str, Any] = {"trace_id": "-", "fetched_at": None, "duration_ms": None}
-#: Numbers inside messages that are timings, not content ("after 5012 ms", "stored 31 s ago").
-_TIMING = re.compile(r"\b\d+(\.\d+)? (ms|s)\b(?= ago|\s*\()|(?<=after )\d+ ms")
+#: Timings inside messages ("the page was still changing after 5012 ms"): measured, not content.
+_TIMING = re.compile(r"(?<=after )\d+ ms\b")
 
 
 class Metadata(BaseModel):
@@ -94,7 +94,7 @@ class Recording:
         """A HAR entry's response body, from its file (or inline text)."""
         file = content.get("_file")
         if file:
-            return (self.path / file).read_bytes()
+            return (self.path / str(file)).read_bytes()
         text = content.get("text") or ""
         return base64.b64decode(text) if content.get("encoding") == "base64" else text.encode("utf-8")
 

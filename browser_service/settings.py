@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         0.9,
         ge=0,
         le=1,
-        description="`replay`: text similarity to the recorded baseline below which a change is flagged as large drift.",
+        description="`replay`: text similarity to the recorded baseline below which a change is large drift.",
     )
     quarantine_max_items: int = Field(1_000, ge=1, description="Suspect results kept for review; oldest go first.")
 

@@ -117,7 +117,9 @@ def replay_recording(pytestconfig: pytest.Config, browser_service_recordings: Pa
 
 
 @pytest.fixture
-def replay_fetcher(browser_service_recordings: Path) -> Callable[[str], contextlib.AbstractAsyncContextManager[Fetcher]]:
+def replay_fetcher(
+    browser_service_recordings: Path,
+) -> Callable[[str], contextlib.AbstractAsyncContextManager[Fetcher]]:
     """``async with replay_fetcher(name) as fetcher``: a Fetcher serving only from the recording."""
     return lambda name: replaying_fetcher(browser_service_recordings / name)
 

@@ -105,7 +105,9 @@ def test_the_cli_records_and_replays(tmp_path: Path, site: FixtureServer, monkey
     monkeypatch.setenv("BROWSER_SERVICE_CACHE_DIR", str(tmp_path / "cache"))
     into = str(tmp_path / "recs")
     runner = CliRunner()
-    recorded = runner.invoke(app, ["record", site.url("/article.html"), site.url("/gone"), "--name", "two", "--into", into])
+    recorded = runner.invoke(
+        app, ["record", site.url("/article.html"), site.url("/gone"), "--name", "two", "--into", into]
+    )
     assert recorded.exit_code == 0, recorded.output
     assert f"recorded 2 fetch(es) into {into}/two" in recorded.output
     monkeypatch.delenv("BROWSER_SERVICE_ALLOW")  # replaying needs no exception to the network policy
