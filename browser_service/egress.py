@@ -290,7 +290,7 @@ class PageGuard:
     egress: Egress
     page: Page | None = None
     #: The first refused main-document navigation of the lease: the fetch fails with it.
-    refused_navigation: ForbiddenTarget | None = None
+    refused_navigation: FetchError | None = None
     #: Refused sub-requests: "resource type URL (rule)".
     blocked: list[str] = field(default_factory=list)
     _verdicts: dict[tuple[str, str, int], FetchError | None] = field(default_factory=dict)

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio.to_thread
 
@@ -77,6 +77,9 @@ from browser_service.telemetry import Telemetry, observed
 from browser_service.watchdog import Watchdog
 from extractors import Extraction
 
+if TYPE_CHECKING:
+    from browser_service.replay import Tape
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -85,7 +88,8 @@ ANSWER_RESERVE_S = 0.25
 
 
 class Fetcher:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, tape: Tape | None = None) -> None:
+        """``tape`` (``replay.py``): record every exchange into a recording, or serve only from one."""
         self.settings = settings or Settings()
         user_agent = self.settings.user_agent or DEFAULT_USER_AGENT
         self.policy = NetworkPolicy(self.settings.allow)
@@ -97,6 +101,7 @@ class Fetcher:
             user_agent=user_agent,
             max_bytes=self.settings.max_bytes,
             max_redirects=self.settings.max_redirects,
+            transport=tape.http_transport(self.policy) if tape is not None else None,
         )
         self.browser = BrowserEngine(
             self.pool,
@@ -119,6 +124,8 @@ class Fetcher:
             else DiskCacheStore(self.settings.cache_dir, size_limit_bytes=self.settings.cache_size_mb * 2**20)
         )
         self.robots = RobotsRules(self.http)
+        if tape is not None:  # DNS answers, browser contexts, the egress proxy
+            tape.attach(self.policy, self.pool)
         self.quarantine = QuarantineStore(
             self.settings.cache_dir / "quarantine", max_items=self.settings.quarantine_max_items
         )

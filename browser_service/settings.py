@@ -100,6 +100,12 @@ class Settings(BaseSettings):
             "request is a user agent's visit, not a crawl; turn it on for crawling workloads."
         ),
     )
+    drift_threshold: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="`replay`: text similarity to the recorded baseline below which a change is large drift.",
+    )
     quarantine_max_items: int = Field(1_000, ge=1, description="Suspect results kept for review; oldest go first.")
 
     # --- batch -----------------------------------------------------------------------------
