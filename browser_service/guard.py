@@ -59,7 +59,9 @@ _LOCALHOST = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
 _TAB_NEWLINE = re.compile(r"[\t\n\r]")
 _C0_SPACE = "".join(map(chr, range(0x21)))
 #: Code points a host may not contain (the URL standard's forbidden host code points).
-_FORBIDDEN_HOST_CHARS = frozenset(" #%/:<>?@[\\]^|")
+#: The WHATWG URL standard's forbidden domain code points: a host holding one after percent-decoding
+#: is invalid in a browser, so here too (``exam%0Aple.com`` is not example.com).
+_FORBIDDEN_HOST_CHARS = frozenset(" #%/:<>?@[\\]^|\x7f" + "".join(map(chr, range(0x20))))
 
 
 @dataclass(frozen=True)

@@ -138,9 +138,18 @@ def test_every_other_scheme_is_forbidden(raw: str) -> None:
         normalize_url(raw)
 
 
-def test_host_with_forbidden_characters_is_invalid() -> None:
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "http://example.com%40127.0.0.1/",
+        "http://exam%0Aple.com/",  # a browser rejects a decoded control character; it is not example.com
+        "http://0%09/",
+        "http://example.com%7F/",
+    ],
+)
+def test_host_with_forbidden_characters_is_invalid(raw: str) -> None:
     with pytest.raises(InvalidRequest, match="not a valid host"):
-        normalize_url("http://example.com%40127.0.0.1/")
+        normalize_url(raw)
 
 
 # --- addresses: no traffic, the policy alone ----------------------------------------------------------

@@ -26,7 +26,7 @@ from browser_service.errors import DNSError, ForbiddenTarget, InvalidRequest
 from browser_service.guard import METADATA_HOSTS, NetworkPolicy, canonical_host, normalize_url, refusal_rule
 
 #: The URL standard's forbidden host code points (a host holding one is invalid).
-FORBIDDEN_HOST_CHARS = frozenset(" #%/:<>?@[\\]^|")
+FORBIDDEN_HOST_CHARS = frozenset(" #%/:<>?@[\\]^|\x7f" + "".join(map(chr, range(0x20))))
 PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 #: Where the refused addresses are, so the generator visits every rule often (and public space too).
