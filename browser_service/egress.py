@@ -69,9 +69,10 @@ class Egress:
     """A SOCKS5 CONNECT proxy (on 127.0.0.1 unless ``host`` says otherwise, for remote browsers) that
     resolves through the policy and pins connections."""
 
-    def __init__(self, policy: NetworkPolicy, host: str = "127.0.0.1") -> None:
+    def __init__(self, policy: NetworkPolicy, host: str = "127.0.0.1", port: int = 0) -> None:
         self.policy = policy
         self.host = host
+        self._listen_port = port
         self.port: int | None = None
         self.tunnels_opened = 0
         self.refused = 0
@@ -89,7 +90,7 @@ class Egress:
 
     async def start(self) -> str:
         if self._server is None:
-            self._server = await asyncio.start_server(self._serve, self.host, 0)
+            self._server = await asyncio.start_server(self._serve, self.host, self._listen_port)
             self.port = self._server.sockets[0].getsockname()[1]
         return self.server
 

@@ -159,7 +159,7 @@ class BrowserPool:
         self._user_agent = user_agent
         self._init_script = init_script
         self.policy = NetworkPolicy(settings.allow)
-        self.egress = Egress(self.policy, settings.egress_host)
+        self.egress = Egress(self.policy, settings.egress_host, settings.egress_port)
         self.remote = settings.browser_endpoint is not None
         self._slots = SlotQueue(settings.pool_size, settings.queue_size)
         self._playwright: Playwright | None = None

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
             "Address the egress proxy listens on and the browser is told to use; a remote browser must reach it."
         ),
     )
+    egress_port: int = Field(0, ge=0, le=65535, description="The egress proxy's port; 0: any free one.")
     browser_route_checks: bool = Field(
         False,
         description=(
