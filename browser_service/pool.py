@@ -188,8 +188,16 @@ class BrowserPool:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Launch the browser now rather than on the first lease (``serve`` does, the CLI does not)."""
-        await self._get_browser(Deadline(self._settings.launch_timeout_ms / 1000))
+        """Launch the browser now rather than on the first lease (``serve`` does, the CLI does not).
+
+        A remote browser that cannot be reached yet does not stop the service from starting: health
+        says ``unavailable`` and each lease tries to connect again (a fleet may come up later)."""
+        try:
+            await self._get_browser(Deadline(self._settings.launch_timeout_ms / 1000))
+        except BrowserError as exc:
+            if not self.remote:
+                raise
+            log.warning("remote browser not reachable at start-up", extra={"error": exc.message})
 
     async def close(self) -> None:
         self._closing = True

@@ -235,3 +235,16 @@ async def test_cdp_endpoint_fetches_and_keeps_the_network_policy(
     finally:
         canary.close()
     assert chromium.poll() is None  # the service disconnected; it never closed the remote browser
+
+
+async def test_unreachable_endpoint_is_typed_and_the_service_still_starts(site: FixtureServer, tmp_path: Path) -> None:
+    endpoint = f"ws://127.0.0.1:{_free_port()}/playwright?token=s3cret"  # nothing listens there
+    async with Fetcher(make_settings(tmp_path, browser_endpoint=endpoint, retry_attempts=1)) as service:
+        await service.start(launch_browser=True)  # as `serve` does: no crash at start-up
+        health = service.pool.health()
+        assert health.state == "unavailable" and not health.browser_connected
+        response = await fetch(service, site.url("/js-article"), render="browser")
+        assert error_kind(response) == "browser_error" and response.error is not None
+        assert response.error.retryable
+        assert response.error.message.startswith(f"The remote browser at {endpoint.split('/play')[0]} could not")
+        assert "s3cret" not in response.error.message
