@@ -266,12 +266,12 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
     @app.get("/v1/hosts", response_model=list[HostStatus], dependencies=auth)
     async def hosts() -> list[HostStatus]:
         """Every host fetched recently: breaker, lifecycle state and a compact error history."""
-        return service.breakers.hosts()
+        return await service.circuits.hosts()
 
     @app.get("/v1/hosts/{host}", response_model=HostStatus, dependencies=auth)
     async def host(host: str) -> HostStatus:
         """One host (``example.com``, or ``host:port`` for a non-default port)."""
-        return service.breakers.state(host.strip().lower())
+        return await service.circuits.state(host.strip().lower())
 
     @app.get("/v1/quarantine", response_model=QuarantineList, dependencies=auth)
     async def quarantine(limit: int = 100) -> QuarantineList:

@@ -1,4 +1,5 @@
-"""The command line: ``serve``, ``fetch``, ``extract`` and ``mcp`` — thin adapters over the Fetcher.
+"""The command line: ``serve``, ``fetch``, ``extract``, ``mcp``, ``record`` and ``replay`` — thin
+adapters over the Fetcher (``record``/``replay``: ``cli_replay.py``).
 
 ``fetch`` and ``extract`` run in-process (no server needed). They print the content, or the typed
 error on stderr with an exit code by category: 0 ok, 1 the origin failed (upstream), 2 the request
@@ -16,6 +17,7 @@ from typing import Annotated, Any, get_args
 import typer
 from pydantic import ValidationError
 
+from browser_service import cli_replay
 from browser_service.contract import ErrorKind, ExtractRequest, FetchRequest, FetchResponse, Format, Render
 from browser_service.errors import ERROR_CLASSES, InvalidRequest, RequestError, ServiceError, UpstreamError
 from browser_service.settings import Settings
@@ -247,6 +249,10 @@ def mcp(
     # stdout carries the protocol: every log line goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     asyncio.run(serve_stdio(Settings()))
+
+
+app.command()(cli_replay.record)
+app.command()(cli_replay.replay)
 
 
 def main() -> None:

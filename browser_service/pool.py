@@ -52,7 +52,7 @@ from browser_service.deadline import Deadline
 from browser_service.egress import Egress, PageGuard
 from browser_service.errors import BrowserError, Overloaded
 from browser_service.guard import NetworkPolicy
-from browser_service.isolation import REPLACE_AFTER, PageSlot, close_slot, open_slot, reset_slot
+from browser_service.isolation import REPLACE_AFTER, ContextTape, PageSlot, close_slot, open_slot, reset_slot
 from browser_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -179,6 +179,8 @@ class BrowserPool:
         self.recycles = 0
         self.pages_served = 0
         self.last_error: str | None = None
+        #: Record/replay (``replay.py``): every lease gets a fresh context under the tape.
+        self.tape: ContextTape | None = None
 
     def use_policy(self, policy: NetworkPolicy) -> None:
         """Hold the browser to ``policy`` (the engines share one, so a test's resolver applies to all)."""
@@ -370,7 +372,8 @@ class BrowserPool:
     async def _checkout(
         self, handle: _Browser, deadline: Deadline, storage_state: dict[str, Any] | None = None
     ) -> PageSlot:
-        while self._idle and storage_state is None:
+        single_use = storage_state is not None or self.tape is not None
+        while self._idle and not single_use:
             slot = self._idle.pop()
             if slot.generation == handle.generation and not handle.closed:
                 return slot
@@ -382,11 +385,12 @@ class BrowserPool:
                 deadline,
                 user_agent=self._user_agent,
                 init_script=self._init_script,
-                isolation="context" if storage_state is not None else self._settings.isolation,
+                isolation="context" if single_use else self._settings.isolation,
                 guard=PageGuard(self.egress),
                 route=self._settings.browser_route_checks,
                 storage_state=storage_state,
                 proxy=self._context_proxy(),
+                tape=self.tape,
             )
         except PlaywrightError as exc:
             raise _browser_error(exc) from None

@@ -117,6 +117,12 @@ class Settings(BaseSettings):
             "request is a user agent's visit, not a crawl; turn it on for crawling workloads."
         ),
     )
+    drift_threshold: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="`replay`: text similarity to the recorded baseline below which a change is large drift.",
+    )
     quarantine_max_items: int = Field(1_000, ge=1, description="Suspect results kept for review; oldest go first.")
 
     # --- batch -----------------------------------------------------------------------------
@@ -131,7 +137,13 @@ class Settings(BaseSettings):
     stale_max_age_s: int = Field(
         7 * 86400, ge=0, description="Oldest stored copy served when a live fetch fails (and for paging)."
     )
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        None,
+        description="redis:// URL of the state replicas share (cache, breakers, limits, sessions); unset: embedded.",
+    )
+    redis_timeout_ms: int = Field(
+        500, ge=10, le=10_000, description="Bound of every Redis call; past it, per-process state for a second."
+    )
     session_ttl_s: int = Field(
         3600, ge=1, description="A named session's default lifetime after its last use (POST /v1/sessions ttl_s)."
     )
