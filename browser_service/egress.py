@@ -66,10 +66,13 @@ _SOCKS_TTL_EXPIRED, _SOCKS_BAD_COMMAND, _SOCKS_BAD_ADDRESS = 6, 7, 8
 
 
 class Egress:
-    """A SOCKS5 CONNECT proxy on 127.0.0.1 that resolves through the policy and pins connections."""
+    """A SOCKS5 CONNECT proxy (on 127.0.0.1 unless ``host`` says otherwise, for remote browsers) that
+    resolves through the policy and pins connections."""
 
-    def __init__(self, policy: NetworkPolicy) -> None:
+    def __init__(self, policy: NetworkPolicy, host: str = "127.0.0.1", port: int = 0) -> None:
         self.policy = policy
+        self.host = host
+        self._listen_port = port
         self.port: int | None = None
         self.tunnels_opened = 0
         self.refused = 0
@@ -87,11 +90,12 @@ class Egress:
     @property
     def server(self) -> str:
         assert self.port is not None, "Egress.start() first"
-        return f"socks5://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"socks5://{host}:{self.port}"
 
     async def start(self) -> str:
         if self._server is None:
-            self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+            self._server = await asyncio.start_server(self._serve, self.host, self._listen_port)
             self.port = self._server.sockets[0].getsockname()[1]
         return self.server
 

@@ -79,13 +79,15 @@ async def open_slot(
     guard: PageGuard | None = None,
     route: bool = True,
     storage_state: dict[str, Any] | None = None,
+    proxy: str | None = None,
     tape: ContextTape | None = None,
 ) -> PageSlot:
     """A context and page for a pool slot; with ``guard`` and ``route``, every request of the
     context's pages (popups included) goes through its network-policy check first. With
     ``storage_state`` (a session's cookies and localStorage) the context starts from that state;
     Playwright restores localStorage on a hidden page whose requests it answers itself (nothing
-    goes to the network)."""
+    goes to the network). With ``proxy`` the context's connections go through that proxy — how a
+    remote browser, which was not launched behind the egress proxy, is held to the policy."""
     context = await deadline.run(
         browser.new_context(
             user_agent=user_agent,
@@ -94,6 +96,7 @@ async def open_slot(
             locale="en-US",
             service_workers="block",
             storage_state=cast(Any, storage_state),
+            proxy={"server": proxy} if proxy else None,
             **(tape.context_options() if tape is not None else {}),
         ),
         "queue",

@@ -21,6 +21,12 @@ Design (the measurements behind it are in docs/architecture.md, from bench/pool_
   ``recycle_after`` pages (new leases go to a fresh browser; the old one closes when its last lease
   ends), and relaunched when it crashes or disconnects. Leases on a dead browser fail with a typed
   ``browser_error`` that the fetcher retries on the new browser while the deadline allows.
+* **Remote browsers** (``BROWSER_SERVICE_BROWSER_ENDPOINT``): the pool connects to a browser it did
+  not launch — a Playwright browser server (``ws://``) or a CDP endpoint (``http://host:port``,
+  ``ws://…/devtools/browser/…``) — instead of launching one. Leases, waits, health and reconnecting
+  after a dropped connection are the same; what differs: the egress proxy is set per context (the
+  browser was not started behind it), closing and recycling disconnect (after ``recycle_after``
+  pages the pool reconnects, dropping every context it opened) and a remote browser is never killed.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
@@ -152,7 +159,8 @@ class BrowserPool:
         self._user_agent = user_agent
         self._init_script = init_script
         self.policy = NetworkPolicy(settings.allow)
-        self.egress = Egress(self.policy)
+        self.egress = Egress(self.policy, settings.egress_host, settings.egress_port)
+        self.remote = settings.browser_endpoint is not None
         self._slots = SlotQueue(settings.pool_size, settings.queue_size)
         self._playwright: Playwright | None = None
         self._current: _Browser | None = None
@@ -182,8 +190,16 @@ class BrowserPool:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Launch the browser now rather than on the first lease (``serve`` does, the CLI does not)."""
-        await self._get_browser(Deadline(self._settings.launch_timeout_ms / 1000))
+        """Launch the browser now rather than on the first lease (``serve`` does, the CLI does not).
+
+        A remote browser that cannot be reached yet does not stop the service from starting: health
+        says ``unavailable`` and each lease tries to connect again (a fleet may come up later)."""
+        try:
+            await self._get_browser(Deadline(self._settings.launch_timeout_ms / 1000))
+        except BrowserError as exc:
+            if not self.remote:
+                raise
+            log.warning("remote browser not reachable at start-up", extra={"error": exc.message})
 
     async def close(self) -> None:
         self._closing = True
@@ -218,6 +234,9 @@ class BrowserPool:
             self._playwright = await asyncio.wait_for(
                 async_playwright().start(), self._settings.launch_timeout_ms / 1000
             )
+        if self._settings.browser_endpoint is not None:
+            await self.egress.start()
+            return self._adopt(await self._connect(self._settings.browser_endpoint), pid=None)
         if self._executable is None:
             try:
                 self._executable = find_chromium(self._settings.chromium_path, bundled_path(self._playwright.chromium))
@@ -245,8 +264,30 @@ class BrowserPool:
                 retryable=True,
                 retry_after_s=5,
             ) from None
+        return self._adopt(browser, pid=_find_pid(marker), marker=marker)
+
+    async def _connect(self, endpoint: str) -> Browser:
+        """Connect to the remote browser at ``endpoint`` (a Playwright server or a CDP endpoint)."""
+        assert self._playwright is not None
+        protocol = endpoint_protocol(endpoint, self._settings.browser_protocol)
+        timeout = self._settings.launch_timeout_ms
+        try:
+            if protocol == "cdp":
+                return await self._playwright.chromium.connect_over_cdp(endpoint, timeout=timeout)
+            return await self._playwright.chromium.connect(endpoint, timeout=timeout)
+        except PlaywrightError as exc:
+            where = redact_endpoint(endpoint)
+            self.last_error = f"connecting to {where} failed: {exc.message.splitlines()[0]}"
+            raise BrowserError(
+                f"The remote browser at {where} could not be reached ({protocol}). Retry shortly.",
+                retryable=True,
+                retry_after_s=5,
+            ) from None
+
+    def _adopt(self, browser: Browser, *, pid: int | None, marker: str = "") -> _Browser:
+        """Make a launched or connected browser the current one."""
         self._generation += 1
-        handle = _Browser(browser, self._generation, marker, pid=_find_pid(marker))
+        handle = _Browser(browser, self._generation, marker, pid=pid)
         if self._crashed:
             self.restarts += 1  # replacing a browser that died, not a planned recycle
             self._crashed = False
@@ -254,7 +295,10 @@ class BrowserPool:
         self._browsers.add(handle)
         self._current = handle
         browser.on("disconnected", lambda _: self._on_disconnected(handle))
-        log.info("browser launched", extra={"generation": handle.generation, "pid": handle.pid})
+        log.info(
+            "browser connected" if self.remote else "browser launched",
+            extra={"generation": handle.generation, "pid": handle.pid},
+        )
         return handle
 
     def _on_disconnected(self, handle: _Browser) -> None:
@@ -345,6 +389,7 @@ class BrowserPool:
                 guard=PageGuard(self.egress),
                 route=self._settings.browser_route_checks,
                 storage_state=storage_state,
+                proxy=self._context_proxy(),
                 tape=self.tape,
             )
         except PlaywrightError as exc:
@@ -460,6 +505,7 @@ class BrowserPool:
                 isolation=self._settings.isolation,
                 guard=PageGuard(self.egress),
                 route=self._settings.browser_route_checks,
+                proxy=self._context_proxy(),
             )
         except Exception as exc:  # the next lease opens one instead
             log.info("could not open a spare slot", extra={"error": repr(exc)})
@@ -478,6 +524,10 @@ class BrowserPool:
             return False
         await self.start()
         return True
+
+    def _context_proxy(self) -> str | None:
+        """The egress proxy for each context of a remote browser (a launched one has it as a flag)."""
+        return self.egress.server if self.remote else None
 
     def _handle(self, generation: int) -> _Browser | None:
         return next((h for h in self._browsers if h.generation == generation), None)
@@ -520,6 +570,25 @@ class BrowserPool:
     @property
     def idle_slots(self) -> int:
         return len(self._idle)
+
+
+def endpoint_protocol(endpoint: str, protocol: str = "auto") -> Literal["playwright", "cdp"]:
+    """How to speak to a remote browser: as configured, else CDP for ``http(s)://`` and DevTools
+    paths (``ws://…/devtools/browser/…``, what Chrome and Browserless serve), else a Playwright server."""
+    if protocol in ("playwright", "cdp"):
+        return "cdp" if protocol == "cdp" else "playwright"
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("http", "https") or parts.path.startswith("/devtools/"):
+        return "cdp"
+    return "playwright"
+
+
+def redact_endpoint(endpoint: str) -> str:
+    """The endpoint without credentials, path or query (Browserless puts its token there), for messages."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
 
 
 def _browser_error(exc: PlaywrightError) -> BrowserError:

@@ -27,7 +27,17 @@ class Settings(BaseSettings):
 
     # --- browser pool ----------------------------------------------------------------------
     chromium_path: str | None = Field(None, description="Browser executable to launch.")
-    browser_endpoint: str | None = Field(None, description="ws:// or CDP endpoint of a remote browser.")
+    browser_endpoint: str | None = Field(
+        None,
+        description=(
+            "Connect to this browser instead of launching one: a Playwright browser server (ws://…) or a CDP "
+            "endpoint (http://host:port, ws://…/devtools/browser/…)."
+        ),
+    )
+    browser_protocol: Literal["auto", "playwright", "cdp"] = Field(
+        "auto",
+        description="How to speak to browser_endpoint; 'auto': CDP for http(s):// and /devtools/browser/ paths.",
+    )
     pool_size: int = Field(4, ge=1, le=256, description="Concurrent page slots.")
     queue_size: int = Field(
         32, ge=0, le=100_000, description="Requests that may wait for a slot; more get `overloaded`."
@@ -67,6 +77,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Exceptions to the network policy: CIDRs (127.0.0.0/8) or host:port (127.0.0.1:8123).",
     )
+    egress_host: str = Field(
+        "127.0.0.1",
+        description=(
+            "Address the egress proxy listens on and the browser is told to use; a remote browser must reach it."
+        ),
+    )
+    egress_port: int = Field(0, ge=0, le=65535, description="The egress proxy's port; 0: any free one.")
     browser_route_checks: bool = Field(
         False,
         description=(
