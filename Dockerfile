@@ -9,11 +9,30 @@
 # which reaches no registry, passes one it imported from a debootstrap (scripts/container-smoke).
 ARG BASE=debian:bookworm-slim
 
+# --- runtime: Chromium, fonts, Python, tini; no compiler, no apt lists ----------------------------
+FROM ${BASE} AS runtime
+# Fonts matter for screenshots and layout, not for text. Add fonts-noto-cjk (~90 MB) for CJK pages.
+ARG FONTS="fonts-liberation fonts-noto-core"
+ARG DEBIAN_FRONTEND=noninteractive
+# Packages without their manuals, docs (copyrights kept) and translations, as debian:*-slim does;
+# libatomic1 is needed by Playwright's driver (node). No apt lists or caches are left behind.
+RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+        'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' 'path-exclude /usr/share/locale/*' \
+        'path-exclude /usr/share/lintian/*' > /etc/dpkg/dpkg.cfg.d/browser-service-slim \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends chromium libatomic1 python3 tini ca-certificates ${FONTS} \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log \
+ && useradd --system --uid 10001 --user-group --create-home --home-dir /home/browser \
+        --shell /usr/sbin/nologin browser \
+ && install -d -o browser -g browser /var/lib/browser-service
+
 # --- build: a virtualenv with the package and its dependencies (wheels only: no compiler) --------
-FROM ${BASE} AS build
-ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# On the runtime stage, so the venv's Python is exactly the one it will run on.
+FROM runtime AS build
+ARG DEBIAN_FRONTEND=noninteractive
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && apt-get install -y --no-install-recommends python3-venv \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # A CA bundle for pip behind a TLS-intercepting proxy (the CI machine's); unset elsewhere.
@@ -32,22 +51,8 @@ COPY extractors ./extractors
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \
  && /opt/venv/bin/pip uninstall -y -q pip setuptools
 
-# --- run: Chromium, fonts, Python; no compiler, no pip, no apt lists ----------------------------
-FROM ${BASE}
-# Fonts matter for screenshots and layout, not for text. Add fonts-noto-cjk (~90 MB) for CJK pages.
-ARG FONTS="fonts-liberation fonts-noto-core"
-ENV DEBIAN_FRONTEND=noninteractive
-# Packages without their manuals, docs (copyrights kept) and translations, as debian:*-slim does;
-# libatomic1 is needed by Playwright's driver (node). No apt lists or caches are left behind.
-RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
-        'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' 'path-exclude /usr/share/locale/*' \
-        'path-exclude /usr/share/lintian/*' > /etc/dpkg/dpkg.cfg.d/browser-service-slim \
- && apt-get update \
- && apt-get install -y --no-install-recommends chromium libatomic1 python3 tini ca-certificates ${FONTS} \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log \
- && useradd --system --uid 10001 --user-group --create-home --home-dir /home/browser \
-        --shell /usr/sbin/nologin browser \
- && install -d -o browser -g browser /var/lib/browser-service
+# --- the image: the runtime stage plus the virtualenv ---------------------------------------------
+FROM runtime
 COPY --from=build /opt/venv /opt/venv
 COPY scripts/container-healthcheck /usr/local/bin/browser-service-healthcheck
 
