@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from browser_service import operator_page
 from browser_service.admission import IdentifyCaller
+from browser_service.api_ops import operations_router
 from browser_service.batch import NDJSON, Batch, BatchRequest, BatchResponse
 from browser_service.body_limit import LimitBody
 from browser_service.contract import (
@@ -201,6 +202,8 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
     auth = [Depends(require_key)]
     # MCP over streamable HTTP (browser_service/mcp_server.py): the same Fetcher and the same keys.
     app.router.routes.append(Route("/mcp", endpoint=_RequireKey(mcp, settings), name="mcp"))
+    # /metrics, /healthz, /readyz, /v1/traces/{id} (api_ops.py)
+    app.include_router(operations_router(service, settings, auth))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -263,12 +266,12 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
     @app.get("/v1/hosts", response_model=list[HostStatus], dependencies=auth)
     async def hosts() -> list[HostStatus]:
         """Every host fetched recently: breaker, lifecycle state and a compact error history."""
-        return service.breakers.hosts()
+        return await service.circuits.hosts()
 
     @app.get("/v1/hosts/{host}", response_model=HostStatus, dependencies=auth)
     async def host(host: str) -> HostStatus:
         """One host (``example.com``, or ``host:port`` for a non-default port)."""
-        return service.breakers.state(host.strip().lower())
+        return await service.circuits.state(host.strip().lower())
 
     @app.get("/v1/quarantine", response_model=QuarantineList, dependencies=auth)
     async def quarantine(limit: int = 100) -> QuarantineList:

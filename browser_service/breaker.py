@@ -45,6 +45,10 @@ Both are idempotent per ticket. A late outcome of a call admitted before the cir
 kept in the history but not in the fresh window; an outcome recorded while OPEN lands in the window
 (as in Resilience4j) but only a CLOSED circuit judges it; in HALF_OPEN only the trial tickets decide.
 
+Where the state lives is ``breaker_shared``'s business: :meth:`HostBreaker.snapshot` and
+:meth:`HostBreaker.restore` let replicas keep one host's breaker in Redis and run this same logic on
+it (:meth:`Ticket.bound` re-binds a ticket another replica's call was admitted with).
+
 Lifecycle state (served as ``host_state``): **unavailable** while the circuit is open; **degraded**
 while half-open, while a Retry-After noted with :meth:`Breakers.note_throttled` is in force, or when
 the circuit is closed but one of the last ``recent_calls`` calls in the window failed or the window's
@@ -69,6 +73,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from browser_service.contract import Circuit, HostState, HostStatus
 
@@ -132,6 +137,22 @@ class Ticket:
         self._epoch = breaker._epoch
         self._era = breaker._era
         self._done = False
+
+    @classmethod
+    def bound(cls, breaker: HostBreaker, *, trial: bool, epoch: int, era: int) -> Ticket:
+        """A ticket issued earlier (by a replica, see ``breaker_shared``) bound to a restored breaker."""
+        ticket = cls(breaker, trial=trial)
+        ticket._epoch = epoch
+        ticket._era = era
+        return ticket
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def era(self) -> int:
+        return self._era
 
     @property
     def done(self) -> bool:
@@ -227,6 +248,54 @@ class HostBreaker:
         self._last_error: str | None = None
         self._last_error_at = 0.0
         self._throttled_until = -math.inf
+
+    # --- snapshots (the shared breakers keep this state in Redis) -----------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything that decides the circuit, as JSON-ready values (times on this breaker's clock)."""
+        return {
+            "circuit": self._circuit.value,
+            "opened_at": self._opened_at,
+            "epoch": self._epoch,
+            "era": self._era,
+            "trials_in_flight": self._trials_in_flight,
+            "trials_done": self._trials_done,
+            "trial_failures": self._trial_failures,
+            "window": [int(failure) for failure in self._window],
+            "history": [[label, failure] for label, failure in self._history],
+            "last_error": self._last_error,
+            "last_error_at": self._last_error_at,
+            "throttled_until": self._throttled_until if math.isfinite(self._throttled_until) else None,
+        }
+
+    @classmethod
+    def restore(cls, host: str, config: BreakerConfig, clock: Clock, data: dict[str, Any] | None) -> HostBreaker:
+        """A breaker in the state a :meth:`snapshot` recorded (a fresh one for None)."""
+        breaker = cls(host, config, clock)
+        if not data:
+            return breaker
+        breaker._circuit = Circuit(data["circuit"])
+        breaker._opened_at = float(data["opened_at"])
+        breaker._epoch = int(data["epoch"])
+        breaker._era = int(data["era"])
+        breaker._trials_in_flight = int(data["trials_in_flight"])
+        breaker._trials_done = int(data["trials_done"])
+        breaker._trial_failures = int(data["trial_failures"])
+        breaker._window.extend(bool(failure) for failure in data["window"])
+        breaker._history.extend((str(label), bool(failure)) for label, failure in data["history"])
+        breaker._last_error = data.get("last_error")
+        breaker._last_error_at = float(data.get("last_error_at") or 0.0)
+        throttled = data.get("throttled_until")
+        breaker._throttled_until = -math.inf if throttled is None else float(throttled)
+        return breaker
+
+    def release_trials(self) -> None:
+        """Forget trial calls in flight (their replica went away without an outcome): places free again."""
+        self._trials_in_flight = 0
+
+    @property
+    def trials_in_flight(self) -> int:
+        return self._trials_in_flight
 
     # --- calls -----------------------------------------------------------------------------
 
@@ -498,6 +567,13 @@ class Breakers:
     def hosts(self) -> list[HostStatus]:
         """Every remembered host's status, most recently active first."""
         return [breaker.status() for breaker in reversed(self._hosts.values())]
+
+    def circuits(self) -> list[tuple[str, Circuit, HostState]]:
+        """(host, circuit, lifecycle state) of every remembered host, most recently active first.
+
+        Cheaper than :meth:`hosts` (no summaries): ``/metrics`` reads it on every scrape.
+        """
+        return [(host, breaker.circuit, breaker.lifecycle()) for host, breaker in reversed(self._hosts.items())]
 
     def __len__(self) -> int:
         return len(self._hosts)

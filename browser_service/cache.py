@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from browser_service.contract import CacheHealth, Engine, FetchRequest
 from browser_service.guard import normalize_url
+from browser_service.shared import RedisLink, redact
 from extractors import Extraction
 
 
@@ -126,3 +127,39 @@ class DiskCacheStore:
         await self._run(self._cache.close)
         self._cache.close()
         self._io.shutdown(wait=False)
+
+
+class RedisCacheStore:
+    """Entries in Redis, shared by every replica: a page cached through one is a hit through all.
+
+    One string per entry (the ``CacheEntry`` as JSON, the same model as on disk), namespaced
+    ``browser-service:cache:<key>``, expiring ``ttl_s`` after it was written — the oldest copy the
+    service would still serve (``BROWSER_SERVICE_STALE_MAX_AGE_S``), so Redis drops what is no longer
+    of use. The size bound is Redis's own: give it ``maxmemory`` with ``maxmemory-policy allkeys-lru``
+    (least recently used entries evicted, as on disk). Every call is bounded by the link; a failing
+    Redis raises :class:`~browser_service.shared.SharedUnavailable`, which the Fetcher treats as a
+    miss (reads) or a lost write — never a failed fetch.
+    """
+
+    def __init__(self, link: RedisLink, *, ttl_s: int) -> None:
+        self._link = link
+        self._ttl_s = max(1, ttl_s)
+
+    async def get(self, key: str) -> CacheEntry | None:
+        raw = await self._link.call(lambda client: client.get(self._link.key("cache", key)))
+        if raw is None:
+            return None
+        try:
+            return CacheEntry.model_validate_json(raw)
+        except ValueError:  # written by an incompatible version: a miss, not a failure
+            return None
+
+    async def put(self, key: str, entry: CacheEntry) -> None:
+        data = entry.model_dump_json()
+        await self._link.call(lambda client: client.set(self._link.key("cache", key), data, ex=self._ttl_s))
+
+    def health(self) -> CacheHealth:
+        return CacheHealth(backend="redis", location=redact(self._link.url))
+
+    async def aclose(self) -> None:
+        """Nothing of its own to close: the link is the Fetcher's."""

@@ -1,4 +1,5 @@
-"""The command line: ``serve``, ``fetch``, ``extract`` and ``mcp`` — thin adapters over the Fetcher.
+"""The command line: ``serve``, ``fetch``, ``extract``, ``mcp``, ``record`` and ``replay`` — thin
+adapters over the Fetcher (``record``/``replay``: ``cli_replay.py``).
 
 ``fetch`` and ``extract`` run in-process (no server needed). They print the content, or the typed
 error on stderr with an exit code by category: 0 ok, 1 the origin failed (upstream), 2 the request
@@ -16,6 +17,7 @@ from typing import Annotated, Any, get_args
 import typer
 from pydantic import ValidationError
 
+from browser_service import cli_replay
 from browser_service.contract import ErrorKind, ExtractRequest, FetchRequest, FetchResponse, Format, Render
 from browser_service.errors import ERROR_CLASSES, InvalidRequest, RequestError, ServiceError, UpstreamError
 from browser_service.settings import Settings
@@ -76,12 +78,15 @@ def serve(
     insecure: Annotated[
         bool, typer.Option(help="Allow listening beyond loopback without BROWSER_SERVICE_API_KEYS.")
     ] = False,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error [env BROWSER_SERVICE_LOG_LEVEL, info].")
+    ] = None,
 ) -> None:
     """Run the HTTP API (default 127.0.0.1:8000)."""
     from browser_service.api import create_app
     from browser_service.chromium import BrowserNotFound, locate
     from browser_service.fetcher import Fetcher
+    from browser_service.logs import configure as configure_logging
 
     settings = Settings()
     host = host or settings.host
@@ -102,9 +107,12 @@ def serve(
             raise typer.Exit(3) from None
     from browser_service.shutdown import serve as run_server
 
+    # Every log line, uvicorn's included, as JSON on stderr (logs.py); uvicorn's own config is not applied.
+    level = (log_level or settings.log_level).lower()
+    configure_logging(level, settings.log_format)
     service = Fetcher(settings)
     # SIGTERM drains (BROWSER_SERVICE_SHUTDOWN_GRACE_S), answers the rest, closes Chromium, exits 0.
-    run_server(create_app(settings, service), service.admission, host=host, port=port, log_level=log_level)
+    run_server(create_app(settings, service), service.admission, host=host, port=port, log_level=level)
 
 
 def _is_loopback(host: str) -> bool:
@@ -241,6 +249,10 @@ def mcp(
     # stdout carries the protocol: every log line goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     asyncio.run(serve_stdio(Settings()))
+
+
+app.command()(cli_replay.record)
+app.command()(cli_replay.replay)
 
 
 def main() -> None:

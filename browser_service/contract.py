@@ -628,11 +628,27 @@ class CacheHealth(BaseModel):
     location: str | None = None
 
 
+class SharedStateHealth(BaseModel):
+    """The shared-state engine (Redis) replicas act as one through; null in Health when embedded."""
+
+    backend: Literal["redis"] = "redis"
+    state: Literal["available", "unavailable"] = Field(
+        description="unavailable: Redis did not answer; this replica runs on per-process state until it does."
+    )
+    url: str = Field(description="Where it is, without the password.")
+    error: str | None = Field(None, description="The last failure talking to it, while unavailable.")
+
+
 class Health(BaseModel):
     status: PoolState
     uptime_s: float
     pool: PoolHealth
     cache: CacheHealth
+    shared_state: SharedStateHealth | None = Field(
+        None,
+        description="Redis when BROWSER_SERVICE_REDIS_URL is set (status degraded while it is unreachable); "
+        "null when all state is embedded.",
+    )
     hosts: list[HostStatus] = Field(
         default_factory=list,
         description="Hosts that are degraded or unavailable now (all recent hosts: GET /v1/hosts).",

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from browser_service import timings
 from browser_service.contract import Phase
 from browser_service.errors import FetchTimeout
 
@@ -57,9 +58,19 @@ class Deadline:
                 aw.close()  # never awaited: close it so Python does not warn
             raise self.timeout(phase, what)
         limit = remaining if cap_s is None else min(cap_s, remaining)
+        started, outcome = time.monotonic(), "cancelled"
         try:
-            return await asyncio.wait_for(aw, timeout=limit)
+            result = await asyncio.wait_for(aw, timeout=limit)
+            outcome = "ok"
+            return result
         except TimeoutError:
             if cap_s is not None and cap_s < remaining:
+                outcome = "capped"
                 raise
+            outcome = "timeout"
             raise self.timeout(phase, what) from None
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            timings.record(phase, what, started, outcome)  # the fetch's per-phase timings (timings.py)

@@ -80,6 +80,11 @@ class Egress:
         self._failures: collections.OrderedDict[tuple[str, int], tuple[float, FetchError]] = collections.OrderedDict()
 
     @property
+    def open_tunnels(self) -> int:
+        """Connections open through the proxy now (each holds two sockets: Chromium's and the origin's)."""
+        return len(self._tasks)
+
+    @property
     def server(self) -> str:
         assert self.port is not None, "Egress.start() first"
         return f"socks5://127.0.0.1:{self.port}"
@@ -285,7 +290,7 @@ class PageGuard:
     egress: Egress
     page: Page | None = None
     #: The first refused main-document navigation of the lease: the fetch fails with it.
-    refused_navigation: ForbiddenTarget | None = None
+    refused_navigation: FetchError | None = None
     #: Refused sub-requests: "resource type URL (rule)".
     blocked: list[str] = field(default_factory=list)
     _verdicts: dict[tuple[str, str, int], FetchError | None] = field(default_factory=dict)

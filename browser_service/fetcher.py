@@ -21,15 +21,16 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio.to_thread
 
-from browser_service import detect, quality
+from browser_service import detect, quality, timings
 from browser_service.admission import Admission
 from browser_service.answer import error_response, extract_response, extraction_for, fill_content
 from browser_service.breaker import BreakerConfig, Breakers, CircuitOpenRefusal
-from browser_service.cache import CacheEntry, CacheStore, DiskCacheStore, cache_key
+from browser_service.breaker_shared import EmbeddedBreakers, HostBreakers, RedisBreakers
+from browser_service.cache import CacheEntry, CacheStore, DiskCacheStore, RedisCacheStore, cache_key
 from browser_service.chromium import DEFAULT_USER_AGENT
 from browser_service.contract import (
     Attempt,
@@ -63,14 +64,21 @@ from browser_service.errors import (
 )
 from browser_service.guard import NetworkPolicy, host_key
 from browser_service.limits import HostLimits, LimitsConfig, LimitWait, RetryAfterActive
+from browser_service.limits_shared import RedisHostTimes
 from browser_service.pool import BrowserPool
 from browser_service.quarantine import QuarantineStore
 from browser_service.render_policy import needs_browser
 from browser_service.retry import MIN_TRY_S, RetryPolicy, with_retries
 from browser_service.robots import RobotsRules
-from browser_service.sessions import LiveSession, SessionStore
+from browser_service.sessions import LiveSession, RedisSessionStore, SessionStore
 from browser_service.settings import Settings
+from browser_service.shared import RedisLink
+from browser_service.telemetry import Telemetry, observed
+from browser_service.watchdog import Watchdog
 from extractors import Extraction
+
+if TYPE_CHECKING:
+    from browser_service.replay import Tape
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,7 +88,8 @@ ANSWER_RESERVE_S = 0.25
 
 
 class Fetcher:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, tape: Tape | None = None) -> None:
+        """``tape`` (``replay.py``): record every exchange into a recording, or serve only from one."""
         self.settings = settings or Settings()
         user_agent = self.settings.user_agent or DEFAULT_USER_AGENT
         self.policy = NetworkPolicy(self.settings.allow)
@@ -92,6 +101,7 @@ class Fetcher:
             user_agent=user_agent,
             max_bytes=self.settings.max_bytes,
             max_redirects=self.settings.max_redirects,
+            transport=tape.http_transport(self.policy) if tape is not None else None,
         )
         self.browser = BrowserEngine(
             self.pool,
@@ -102,36 +112,53 @@ class Fetcher:
             challenge_wait_ms=self.settings.challenge_wait_ms,
             max_screenshot_bytes=self.settings.max_screenshot_bytes,
         )
-        self.cache: CacheStore = DiskCacheStore(
-            self.settings.cache_dir, size_limit_bytes=self.settings.cache_size_mb * 2**20
+        #: Redis, when replicas share state (BROWSER_SERVICE_REDIS_URL); None: everything embedded.
+        self.shared = (
+            RedisLink(self.settings.redis_url, timeout_s=self.settings.redis_timeout_ms / 1000)
+            if self.settings.redis_url
+            else None
+        )
+        self.cache: CacheStore = (
+            RedisCacheStore(self.shared, ttl_s=self.settings.stale_max_age_s)
+            if self.shared is not None
+            else DiskCacheStore(self.settings.cache_dir, size_limit_bytes=self.settings.cache_size_mb * 2**20)
         )
         self.robots = RobotsRules(self.http)
+        if tape is not None:  # DNS answers, browser contexts, the egress proxy
+            tape.attach(self.policy, self.pool)
         self.quarantine = QuarantineStore(
             self.settings.cache_dir / "quarantine", max_items=self.settings.quarantine_max_items
         )
         s = self.settings
-        self.sessions = SessionStore(
-            s.cache_dir / "sessions",
-            default_ttl_s=s.session_ttl_s,
-            max_ttl_s=s.session_max_ttl_s,
-            max_sessions=s.session_max_count,
+        ttl, max_ttl, most = s.session_ttl_s, s.session_max_ttl_s, s.session_max_count
+        self.sessions = (
+            RedisSessionStore(self.shared, default_ttl_s=ttl, max_ttl_s=max_ttl, max_sessions=most)
+            if self.shared is not None
+            else SessionStore(s.cache_dir / "sessions", default_ttl_s=ttl, max_ttl_s=max_ttl, max_sessions=most)
         )
         self.retry_policy = RetryPolicy(attempts=s.retry_attempts, backoff_s=s.retry_backoff_ms / 1000)
-        self.breakers = Breakers(
-            BreakerConfig(
-                window=s.breaker_window,
-                minimum_calls=s.breaker_min_calls,
-                failure_rate=s.breaker_failure_rate,
-                open_s=s.breaker_open_s,
-                half_open_calls=s.breaker_half_open_calls,
-            )
+        breaker_config = BreakerConfig(
+            window=s.breaker_window,
+            minimum_calls=s.breaker_min_calls,
+            failure_rate=s.breaker_failure_rate,
+            open_s=s.breaker_open_s,
+            half_open_calls=s.breaker_half_open_calls,
+        )
+        #: This process's breakers (with Redis: the fallback while it is unreachable).
+        self.breakers = Breakers(breaker_config)
+        #: The breakers every fetch goes through: embedded, or shared by the replicas (breaker_shared.py).
+        self.circuits: HostBreakers = (
+            RedisBreakers(self.shared, breaker_config, self.breakers, trial_lease_s=s.max_timeout_ms / 1000)
+            if self.shared is not None
+            else EmbeddedBreakers(self.breakers)
         )
         self.limits = HostLimits(
             LimitsConfig(
                 per_host_concurrency=s.host_concurrency,
                 min_interval_s=s.host_interval_ms / 1000,
                 max_retry_after_s=s.max_retry_after_s,
-            )
+            ),
+            shared=RedisHostTimes(self.shared) if self.shared is not None else None,
         )
         # Extraction is CPU work (lxml, trafilatura): off the event loop so I/O keeps flowing.
         self._cpu = ThreadPoolExecutor(max_workers=4, thread_name_prefix="extract")
@@ -139,8 +166,18 @@ class Fetcher:
         self._closed = False
         #: Per-caller concurrency and the shutdown drain: every fetch and extract enters through it.
         self.admission = Admission(self.settings.key_concurrency, self.settings.shutdown_grace_s)
+        # Observability: each fetch's trace, log event and metrics (telemetry.py); slot heartbeats (watchdog.py).
+        self.telemetry = Telemetry(s)
+        self.watchdog = Watchdog(
+            self.pool,
+            interval_s=s.heartbeat_interval_s,
+            timeout_s=s.heartbeat_timeout_ms / 1000,
+            lease_grace_s=s.lease_grace_s,
+        )
+        self.telemetry.metrics.watch(self)
 
     async def start(self, *, launch_browser: bool = False) -> None:
+        self.watchdog.start()
         if launch_browser:
             # A long-running service: pay the one-time costs (browser launch, the extractors' lazy
             # imports and caches, ~0.5 s) now rather than in the first request's deadline.
@@ -150,11 +187,14 @@ class Fetcher:
         if self._closed:  # idempotent: an adapter's shutdown may run after an explicit close
             return
         self._closed = True
+        await self.watchdog.stop()
         await self.pool.close()
         await self.http.aclose()
         await self.cache.aclose()
         await self.quarantine.aclose()
         self.sessions.close()
+        if self.shared is not None:
+            await self.shared.aclose()
         self._cpu.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> Fetcher:
@@ -166,6 +206,7 @@ class Fetcher:
 
     # --- fetch ---------------------------------------------------------------------------------
 
+    @observed
     async def fetch(self, request: FetchRequest) -> FetchResponse:
         return await self.admission.run(str(request.url), lambda: self._fetch(request))
 
@@ -264,7 +305,7 @@ class Fetcher:
         caller's error, our own overload, a wait that did not fit).
         """
         try:
-            ticket = self.breakers.before(host)
+            permit = await self.circuits.before(host)
         except CircuitOpenRefusal as refusal:
             raise CircuitOpen(
                 f"{host} is failing, so requests to it are paused: {refusal.summary}. Retry after "
@@ -277,16 +318,19 @@ class Fetcher:
                 raw = await self._retrieve(request, url, deadline, attempts)
         except BaseException as exc:
             outcome = _breaker_outcome(exc) if isinstance(exc, FetchError) else None
+            # Embedded, these complete without suspending (as the sync calls they replace); shared, a
+            # trial place a cancelled request could not give back frees itself after its lease.
             if outcome is None:
-                self.breakers.release(host, ticket)
+                await self.circuits.release(host, permit)
             else:
-                self.breakers.record(host, outcome[0], failure=outcome[1], ticket=ticket)
+                await self.circuits.record(host, outcome[0], failure=outcome[1], permit=permit)
             if isinstance(exc, RateLimited | HTTPStatusError) and exc.retry_after_s and exc.phase != "queue":
                 # Honoured by the later requests to this host too, not only by this one's retry.
                 honoured = self.limits.note_retry_after(host, exc.retry_after_s)
-                self.breakers.note_throttled(host, honoured)
+                await self.limits.share_retry_after(host, honoured)
+                await self.circuits.note_throttled(host, honoured)
             raise
-        self.breakers.record(host, "ok", failure=False, ticket=ticket)
+        await self.circuits.record(host, "ok", failure=False, permit=permit)
         return raw
 
     @contextlib.asynccontextmanager
@@ -478,7 +522,8 @@ class Fetcher:
     ) -> FetchResponse:
         """Graceful degradation: the stored copy, flagged stale with the live error; else the error."""
         url = str(request.url)
-        self._describe_host(url, exc)
+        with contextlib.suppress(Exception):  # bounded by the link; describing never fails the answer
+            await self._describe_host(url, exc)
         usable = (
             entry is not None
             and request.allow_stale
@@ -500,11 +545,11 @@ class Fetcher:
         )
         return response
 
-    def _describe_host(self, url: str, exc: FetchError) -> None:
+    async def _describe_host(self, url: str, exc: FetchError) -> None:
         """Add the host's state and its compact error history to an error about it."""
         if not isinstance(exc, UpstreamError | CircuitOpen):
             return
-        status = self.breakers.known(host_key(url))
+        status = await self.circuits.known(host_key(url))
         if status is None:
             return
         exc.host_state = exc.host_state or status.state
@@ -555,6 +600,7 @@ class Fetcher:
         judge: bool = True,
     ) -> RawPage:
         started = time.monotonic()
+        timings.attempt_started()
         attempt = Attempt(engine=engine, url=url, outcome="ok", duration_ms=0)
         attempts.append(attempt)
         try:
@@ -705,12 +751,17 @@ class Fetcher:
         quarantined: int | None = None
         with contextlib.suppress(Exception):  # a health check reports; it does not fail on a slow disk
             quarantined = await asyncio.wait_for(self.quarantine.count(), 1.0)
+        shared = await self.shared.health() if self.shared is not None else None
+        status = pool.state
+        if shared is not None and shared.state == "unavailable" and status == "available":
+            status = "degraded"  # serving, but not as one with the other replicas
         return Health(
-            status=pool.state,
+            status=status,
             uptime_s=round(time.monotonic() - self._started, 1),
             pool=pool,
             cache=self.cache.health(),
-            hosts=[h for h in self.breakers.hosts() if h.state != "available"][:100],
+            shared_state=shared,
+            hosts=[h for h in await self.circuits.hosts() if h.state != "available"][:100],
             quarantined=quarantined,
         )
 

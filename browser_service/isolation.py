@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, BrowserContext, CDPSession, Frame, Page
@@ -37,6 +37,15 @@ Isolation = Literal["reset", "context"]
 REPLACE_AFTER = 50
 #: Upper bound for cleaning a page; a page that cannot be cleaned in time is closed instead.
 RESET_TIMEOUT_S = 5.0
+
+
+class ContextTape(Protocol):
+    """Puts a context under a recording (``replay.py``): extra context options (Playwright's HAR
+    recorder), then routes. A context opened for a tape is single-use, like a session's."""
+
+    def context_options(self) -> dict[str, Any]: ...
+
+    async def prepare(self, context: BrowserContext, guard: PageGuard | None) -> None: ...
 
 
 @dataclass(eq=False)
@@ -70,6 +79,7 @@ async def open_slot(
     guard: PageGuard | None = None,
     route: bool = True,
     storage_state: dict[str, Any] | None = None,
+    tape: ContextTape | None = None,
 ) -> PageSlot:
     """A context and page for a pool slot; with ``guard`` and ``route``, every request of the
     context's pages (popups included) goes through its network-policy check first. With
@@ -84,6 +94,7 @@ async def open_slot(
             locale="en-US",
             service_workers="block",
             storage_state=cast(Any, storage_state),
+            **(tape.context_options() if tape is not None else {}),
         ),
         "queue",
         "opening a browser context",
@@ -93,6 +104,8 @@ async def open_slot(
             await deadline.run(context.add_init_script(init_script), "queue", "preparing a context")
         if guard is not None and route:
             await deadline.run(context.route("**/*", guard.handle), "queue", "preparing a context")
+        if tape is not None:  # after the guard's route: a tape's routes run first
+            await deadline.run(tape.prepare(context, guard), "queue", "preparing a context")
         page = await deadline.run(context.new_page(), "queue", "opening a page")
         cdp = None
         if isolation == "reset":
@@ -101,7 +114,7 @@ async def open_slot(
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(context.close(), RESET_TIMEOUT_S)
         raise
-    slot = PageSlot(context, page, cdp, generation, guard, single_use=storage_state is not None)
+    slot = PageSlot(context, page, cdp, generation, guard, single_use=storage_state is not None or tape is not None)
     # A fetch reads its one page; a popup is never wanted. Closed as it opens — also one that a
     # page asked for just before its slot was cleaned, which would otherwise outlive the lease.
     context.on("page", lambda other: None if other is page else _close_soon(other))

@@ -27,6 +27,15 @@ releases the slot. Per-host state is dropped once a host is idle (no slot held, 
 pacing or Retry-After in force), and idle entries whose times have passed are swept as the table
 grows, so memory stays bounded by the hosts in use or under a Retry-After.
 
+**Across replicas** (``shared``, a :class:`SharedHostTimes` such as ``limits_shared.RedisHostTimes``):
+a Retry-After and the pacing schedule are also kept where every replica sees them. With the slot
+held and the local start reached, the shared schedule is asked for the start too (one atomic step:
+refused at once if the host's shared Retry-After or pacing outlasts the deadline, else a reservation
+and the wait until it); :meth:`HostLimits.share_retry_after` publishes a Retry-After. Concurrency
+per host stays per process (a replica's cap times the replicas is the most a host sees). A shared
+reservation is not given back when its request is cancelled, and a Retry-After noted elsewhere
+while a request sleeps toward its shared start does not move that start.
+
 Times come from an injectable monotonic ``clock``; waits are ``asyncio`` sleeps, so the clock must
 advance like the event loop's (the default, ``time.monotonic``, does).
 """
@@ -40,7 +49,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 Clock = Callable[[], float]
 WaitReason = Literal["concurrency", "pacing"]
@@ -83,6 +92,17 @@ class RetryAfterActive(Exception):
         self.retry_after_s = retry_after_s
 
 
+class SharedHostTimes(Protocol):
+    """A host's Retry-After and pacing schedule as every replica sees them."""
+
+    async def reserve(self, host: str, interval_s: float, deadline_s: float) -> float:
+        """Book the host's next start; the seconds to wait for it. Raises :class:`RetryAfterActive` or
+        :class:`LimitWait` (``"pacing"``) at once when it would not come within ``deadline_s``."""
+        ...
+
+    async def note_retry_after(self, host: str, seconds: float) -> None: ...
+
+
 @dataclass(eq=False)
 class _Host:
     active: int = 0
@@ -99,9 +119,12 @@ _SWEEP_FLOOR = 1024
 
 
 class HostLimits:
-    def __init__(self, config: LimitsConfig | None = None, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, config: LimitsConfig | None = None, clock: Clock = time.monotonic, shared: SharedHostTimes | None = None
+    ) -> None:
         self.config = config or LimitsConfig()
         self._clock = clock
+        self.shared = shared
         self._hosts: dict[str, _Host] = {}
         self._sweep_at = _SWEEP_FLOOR
 
@@ -138,6 +161,10 @@ class HostLimits:
             raise
         try:
             await self._wait_for_start(state, end)
+            if self.shared is not None:
+                wait = await self.shared.reserve(host, self.config.min_interval_s, end - self._clock())
+                if wait > 0:
+                    await asyncio.sleep(wait)
         except BaseException:
             self._release(host, state)
             raise
@@ -225,6 +252,11 @@ class HostLimits:
         state = self._state(host)
         state.retry_until = max(state.retry_until, self._clock() + honoured)
         return honoured
+
+    async def share_retry_after(self, host: str, seconds: float) -> None:
+        """Publish a Retry-After already noted here (``note_retry_after``'s result) to the other replicas."""
+        if self.shared is not None and seconds > 0:
+            await self.shared.note_retry_after(host, seconds)
 
     def blocked_for(self, host: str) -> float:
         """Seconds until ``host``'s Retry-After is over (0 if none is in force)."""

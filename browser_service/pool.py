@@ -45,7 +45,7 @@ from browser_service.deadline import Deadline
 from browser_service.egress import Egress, PageGuard
 from browser_service.errors import BrowserError, Overloaded
 from browser_service.guard import NetworkPolicy
-from browser_service.isolation import REPLACE_AFTER, PageSlot, close_slot, open_slot, reset_slot
+from browser_service.isolation import REPLACE_AFTER, ContextTape, PageSlot, close_slot, open_slot, reset_slot
 from browser_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class _Browser:
     retiring: bool = False
     closed: bool = False
     pid: int | None = None
+    wedged: bool = False  # killed by the watchdog for not answering
 
 
 #: Chromium flags that make the egress proxy its only way out: no DNS of its own (names go to the
@@ -163,12 +164,15 @@ class BrowserPool:
         self._browsers: set[_Browser] = set()
         self._idle: list[PageSlot] = []  # clean slots ready for a lease (isolation=reset)
         self._checkins: set[asyncio.Task[None]] = set()
+        self._leased: dict[PageSlot, Deadline] = {}  # slots leased now, for the watchdog (watchdog.py)
         self._recent_lease_s: collections.deque[float] = collections.deque(maxlen=50)
         self.launches = 0
         self.restarts = 0
         self.recycles = 0
         self.pages_served = 0
         self.last_error: str | None = None
+        #: Record/replay (``replay.py``): every lease gets a fresh context under the tape.
+        self.tape: ContextTape | None = None
 
     def use_policy(self, policy: NetworkPolicy) -> None:
         """Hold the browser to ``policy`` (the engines share one, so a test's resolver applies to all)."""
@@ -301,9 +305,11 @@ class BrowserPool:
             handle.active += 1
             assert slot.guard is not None
             slot.guard.begin(slot.page)
+            self._leased[slot] = deadline
             try:
                 yield Lease(slot.context, slot.page, handle.generation, slot.guard, self.egress)
             finally:
+                self._leased.pop(slot, None)
                 slot.guard.end()
                 handle.served += 1
                 self.pages_served += 1
@@ -322,7 +328,8 @@ class BrowserPool:
     async def _checkout(
         self, handle: _Browser, deadline: Deadline, storage_state: dict[str, Any] | None = None
     ) -> PageSlot:
-        while self._idle and storage_state is None:
+        single_use = storage_state is not None or self.tape is not None
+        while self._idle and not single_use:
             slot = self._idle.pop()
             if slot.generation == handle.generation and not handle.closed:
                 return slot
@@ -334,10 +341,11 @@ class BrowserPool:
                 deadline,
                 user_agent=self._user_agent,
                 init_script=self._init_script,
-                isolation="context" if storage_state is not None else self._settings.isolation,
+                isolation="context" if single_use else self._settings.isolation,
                 guard=PageGuard(self.egress),
                 route=self._settings.browser_route_checks,
                 storage_state=storage_state,
+                tape=self.tape,
             )
         except PlaywrightError as exc:
             raise _browser_error(exc) from None
@@ -386,6 +394,93 @@ class BrowserPool:
         mean = sum(self._recent_lease_s) / len(self._recent_lease_s) if self._recent_lease_s else 1.0
         waves = (self._slots.queued + 1) / self._slots.size
         return round(max(0.5, mean * waves), 1)
+
+    # --- watchdog hooks (watchdog.py) ----------------------------------------------------------
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def idle(self) -> list[PageSlot]:
+        """The clean slots waiting for a lease, now."""
+        return list(self._idle)
+
+    def claim_idle(self, slot: PageSlot) -> bool:
+        """Take an idle slot out of reach of leases while it is checked; False if a lease took it first."""
+        if slot in self._idle:
+            self._idle.remove(slot)
+            return True
+        return False
+
+    async def unclaim(self, slot: PageSlot) -> None:
+        """Give a checked slot back — or close it if the pool no longer needs it (a lease opened another)."""
+        handle = self._handle(slot.generation)
+        spare = len(self._idle) + self._slots.in_use < self._slots.size
+        if handle is not None and handle is self._current and not handle.retiring and not self._closing and spare:
+            self._idle.append(slot)
+        elif handle is not None and not handle.closed:
+            await close_slot(slot)
+
+    def leases(self) -> list[tuple[PageSlot, float]]:
+        """Slots leased now, with the monotonic time their request's deadline expires."""
+        return [(slot, deadline.expires) for slot, deadline in self._leased.items()]
+
+    async def recycle_slot(self, slot: PageSlot) -> bool:
+        """Close ``slot`` (a leased one's holder then fails its next browser call and is retried).
+
+        A context that will not close means its browser is wedged: it is killed (its leases fail with
+        ``browser_error`` and are retried) and the next lease, or the watchdog, launches a new one.
+        False when that happened.
+        """
+        handle = self._handle(slot.generation)
+        if handle is None or handle.closed:
+            return True
+        if await close_slot(slot) or handle.wedged:
+            return True  # closed, or its browser already found wedged by another slot's check
+        log.warning("browser wedged: a context would not close; killing it", extra={"generation": handle.generation})
+        handle.retiring = handle.wedged = True
+        self.last_error = f"browser generation {handle.generation} stopped answering"
+        _kill(handle.pid)
+        return False
+
+    async def replenish(self) -> None:
+        """Open a clean slot ahead of the next lease, if the pool has room (after a slot was closed)."""
+        handle = self._current
+        if self._settings.isolation != "reset" or self._closing or handle is None or handle.retiring:
+            return
+        if not handle.browser.is_connected() or len(self._idle) + self._slots.in_use >= self._slots.size:
+            return
+        try:
+            slot = await open_slot(
+                handle.browser,
+                handle.generation,
+                Deadline(CLOSE_TIMEOUT_S),
+                user_agent=self._user_agent,
+                init_script=self._init_script,
+                isolation=self._settings.isolation,
+                guard=PageGuard(self.egress),
+                route=self._settings.browser_route_checks,
+            )
+        except Exception as exc:  # the next lease opens one instead
+            log.info("could not open a spare slot", extra={"error": repr(exc)})
+            return
+        if handle is self._current and not handle.retiring and len(self._idle) + self._slots.in_use < self._slots.size:
+            self._idle.append(slot)
+        else:
+            await close_slot(slot)
+
+    async def relaunch(self) -> bool:
+        """Launch a browser now if the one that ran went down (crash, kill); True if one was launched."""
+        current = self._current
+        running = current is not None and not current.retiring and current.browser.is_connected()
+        launching = self._launching is not None and not self._launching.done()
+        if self._closing or self.launches == 0 or running or launching:
+            return False
+        await self.start()
+        return True
+
+    def _handle(self, generation: int) -> _Browser | None:
+        return next((h for h in self._browsers if h.generation == generation), None)
 
     # --- health --------------------------------------------------------------------------------
 

@@ -19,7 +19,10 @@ restarts. So a session is state, not a browser: Playwright's *storage state* (``
 * **Sliding lifetime.** A session lives ``ttl_s`` after its last use; an unknown, deleted or
   expired id is ``session_not_found``, whose message tells the agent to create a new session.
 
-Sessions are per process (one lock table, one directory): replicas sharing a directory would race.
+Embedded, sessions are per process (one lock table, one directory): replicas sharing a directory
+would race. With Redis (:class:`RedisSessionStore`, ``BROWSER_SERVICE_REDIS_URL``) the records live in
+Redis and a session's requests take turns across replicas too (a Redis lock per session), so a
+session created through one replica is used through any.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from pydantic import BaseModel, Field, ValidationError
 from browser_service.contract import SESSION_ID_PATTERN, SessionDeleted, SessionInfo
 from browser_service.deadline import Deadline
 from browser_service.errors import InvalidRequest, Overloaded, SessionNotFound
+from browser_service.shared import RedisLink, SharedUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +208,7 @@ class SessionStore:
         """The session's state for one request, which has the session to itself until it ends; the
         state it leaves is snapshotted (also when the request failed: cookies it received still count)."""
         await self._record(session_id)  # fail fast, before waiting for the lock
-        lock = self._locks.setdefault(session_id, asyncio.Lock())
-        await deadline.run(lock.acquire(), "queue", "waiting for the session's previous request to finish")
-        try:
+        async with self._exclusive(session_id, deadline):
             record = await self._record(session_id)  # deleted or expired while we waited?
             live = LiveSession(record.state)
             self._live[session_id] = live
@@ -220,6 +222,14 @@ class SessionStore:
                 record.last_used_at = now
                 record.expires_at = now + record.ttl_s
                 await self._save(record)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, session_id: str, deadline: Deadline) -> AsyncIterator[None]:
+        """The session to this request alone; a queued one waits within its deadline."""
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        await deadline.run(lock.acquire(), "queue", "waiting for the session's previous request to finish")
+        try:
+            yield
         finally:
             lock.release()
 
@@ -290,11 +300,7 @@ class SessionStore:
         return record if record.id == session_id else None
 
     def _write(self, record: SessionRecord) -> None:
-        data = record.model_dump_json().encode()
-        if len(data) > MAX_STATE_BYTES:
-            log.warning("session state too large; localStorage dropped", extra={"session": record.id})
-            record.state = {"cookies": record.state.get("cookies") or [], "origins": []}
-            data = record.model_dump_json().encode()
+        data = _encode(record)
         self._directory.mkdir(parents=True, exist_ok=True)
         path = self._path(record.id)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -306,6 +312,151 @@ class SessionStore:
 
     def _unlink(self, session_id: str) -> None:
         self._path(session_id).unlink(missing_ok=True)
+
+
+def _encode(record: SessionRecord) -> bytes:
+    data = record.model_dump_json().encode()
+    if len(data) > MAX_STATE_BYTES:
+        log.warning("session state too large; localStorage dropped", extra={"session": record.id})
+        record.state = {"cookies": record.state.get("cookies") or [], "origins": []}
+        data = record.model_dump_json().encode()
+    return data
+
+
+class RedisSessionStore(SessionStore):
+    """Session records in Redis, shared by every replica, and a session's turns taken across them.
+
+    A record is a string ``browser-service:session:<id>`` (the :class:`SessionRecord` JSON), expiring a
+    minute after the session does; a sorted set indexes ids by expiry, for the bound on the number of
+    sessions (checked, not enforced atomically: replicas creating at the same instant may pass it by
+    one each). A request holds the session's local lock (its queue in this process) and then a Redis
+    lock (``SET NX PX``, a random token, released only by its holder; it expires with the request's
+    deadline plus 10 s, so a replica that died holding it frees it). Waiting for a lock another
+    replica holds polls it (20–200 ms apart) within the request's deadline. When Redis does not
+    answer, session requests are refused with ``overloaded`` (retryable): a session's state is only
+    in Redis, and working without it would fork the state.
+    """
+
+    def __init__(
+        self,
+        link: RedisLink,
+        *,
+        default_ttl_s: int,
+        max_ttl_s: int,
+        max_sessions: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            Path("."), default_ttl_s=default_ttl_s, max_ttl_s=max_ttl_s, max_sessions=max_sessions, clock=clock
+        )
+        self._link = link
+        self._index_key = link.key("sessions")
+
+    def _key(self, session_id: str) -> str:
+        return self._link.key("session", session_id)
+
+    async def _redis(self, fn: Callable[[Any], Any]) -> Any:
+        try:
+            return await self._link.call(fn)
+        except SharedUnavailable as exc:
+            raise Overloaded(
+                "The session store (Redis) did not answer, so the session cannot be used right now. Retry shortly.",
+                retry_after_s=5,
+            ) from exc
+
+    async def create(self, ttl_s: int | None = None) -> SessionInfo:
+        ttl = self.default_ttl_s if ttl_s is None else ttl_s
+        if ttl > self.max_ttl_s:
+            raise InvalidRequest(
+                f"Invalid request: ttl_s: at most {self.max_ttl_s} s (BROWSER_SERVICE_SESSION_MAX_TTL_S). "
+                "Send a smaller ttl_s, or none for the default."
+            )
+        now = self.clock()
+
+        async def count(client: Any) -> tuple[int, list[tuple[bytes, float]]]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(self._index_key, "-inf", now)
+                pipe.zcard(self._index_key)
+                pipe.zrange(self._index_key, 0, 0, withscores=True)
+                _, held, soonest = await pipe.execute()
+            return int(held), soonest
+
+        held, soonest = await self._redis(count)
+        if held >= self.max_sessions:
+            raise Overloaded(
+                f"The service already holds its maximum of {self.max_sessions} sessions "
+                "(BROWSER_SERVICE_SESSION_MAX_COUNT). Delete the sessions you no longer need "
+                "(DELETE /v1/sessions/{id}, or session_delete), or retry after the soonest expires.",
+                retry_after_s=round(max(1.0, (soonest[0][1] if soonest else now) - now), 1),
+            )
+        record = SessionRecord(id=secrets.token_urlsafe(16), created_at=now, ttl_s=ttl, expires_at=now + ttl)
+        await self._redis(lambda client: self._store(client, record, create=True))
+        return record.info()
+
+    async def _store(self, client: Any, record: SessionRecord, *, create: bool) -> bool:
+        data = _encode(record)
+        expire_s = max(1, int(record.expires_at - self.clock()) + 60)
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(record.id), data, ex=expire_s, xx=not create)
+            pipe.zadd(self._index_key, {record.id: record.expires_at}, xx=not create)
+            stored, _ = await pipe.execute()
+        return bool(stored)
+
+    async def _record(self, session_id: str) -> SessionRecord:
+        raw = None
+        if re.fullmatch(SESSION_ID_PATTERN, session_id):
+            raw = await self._redis(lambda client: client.get(self._key(session_id)))
+        record: SessionRecord | None = None
+        if raw is not None:
+            with contextlib.suppress(ValidationError, ValueError):
+                record = SessionRecord.model_validate_json(raw)
+        if record is None or record.id != session_id:
+            raise _not_found(session_id, "does not exist (never created, or deleted)")
+        if record.expires_at <= self.clock():
+            await self._forget(session_id)
+            raise _not_found(session_id, f"expired (sessions end ttl_s={record.ttl_s} s after their last use)")
+        return record
+
+    async def _save(self, record: SessionRecord) -> None:
+        try:  # SET XX: a session deleted meanwhile is not brought back
+            await asyncio.shield(self._link.call(lambda client: self._store(client, record, create=False)))
+        except Exception as exc:  # the request's answer stands; the session keeps its previous snapshot
+            log.warning("session snapshot failed", extra={"session": record.id, "error": repr(exc)})
+
+    async def _forget(self, session_id: str) -> None:
+        self._locks.pop(session_id, None)
+
+        async def forget(client: Any) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key(session_id))
+                pipe.zrem(self._index_key, session_id)
+                await pipe.execute()
+
+        await self._redis(forget)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, session_id: str, deadline: Deadline) -> AsyncIterator[None]:
+        async with super()._exclusive(session_id, deadline):
+            key = self._link.key("session-lock", session_id)
+            token = secrets.token_hex(16)
+            lease_ms = int((deadline.remaining() + 10) * 1000)
+
+            async def take() -> None:
+                pause = 0.02
+                while not await self._redis(lambda client: client.set(key, token, nx=True, px=lease_ms)):
+                    await asyncio.sleep(pause)
+                    pause = min(0.2, pause * 2)
+
+            await deadline.run(take(), "queue", "waiting for the session's previous request to finish")
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):  # else it expires with its lease
+                    await asyncio.shield(self._link.call(lambda client: client.eval(_UNLOCK, 1, key, token)))
+
+
+#: Delete the lock only if this request still holds it.
+_UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 def _not_found(session_id: str, why: str) -> SessionNotFound:
@@ -324,6 +475,8 @@ def _utc(ts: float) -> datetime:
 
 def _jar_cookie(cookie: dict[str, Any]) -> http.cookiejar.Cookie:
     domain = str(cookie["domain"])
+    if "." not in domain:  # cookiejar's name for a dotless host such as localhost (see _state_cookie)
+        domain = f"{domain}.local"
     expires = cookie.get("expires", -1)
     expiry = int(expires) if isinstance(expires, int | float) and expires >= 0 else None
     rest: dict[str, str] = {}

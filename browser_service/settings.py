@@ -100,6 +100,12 @@ class Settings(BaseSettings):
             "request is a user agent's visit, not a crawl; turn it on for crawling workloads."
         ),
     )
+    drift_threshold: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="`replay`: text similarity to the recorded baseline below which a change is large drift.",
+    )
     quarantine_max_items: int = Field(1_000, ge=1, description="Suspect results kept for review; oldest go first.")
 
     # --- batch -----------------------------------------------------------------------------
@@ -114,13 +120,48 @@ class Settings(BaseSettings):
     stale_max_age_s: int = Field(
         7 * 86400, ge=0, description="Oldest stored copy served when a live fetch fails (and for paging)."
     )
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        None,
+        description="redis:// URL of the state replicas share (cache, breakers, limits, sessions); unset: embedded.",
+    )
+    redis_timeout_ms: int = Field(
+        500, ge=10, le=10_000, description="Bound of every Redis call; past it, per-process state for a second."
+    )
     session_ttl_s: int = Field(
         3600, ge=1, description="A named session's default lifetime after its last use (POST /v1/sessions ttl_s)."
     )
     session_max_ttl_s: int = Field(7 * 86400, ge=1, description="Longest ttl_s a session may ask for.")
     session_max_count: int = Field(
         1_000, ge=1, description="Sessions kept at most (in CACHE_DIR/sessions); creating more is refused."
+    )
+
+    # --- observability (logs.py, metrics.py, traces.py, readiness.py, watchdog.py) --------------
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="`serve`'s log level (its --log-level flag overrides it)."
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", description="`serve`'s log lines on stderr: one JSON object each, or 'console' for people."
+    )
+    trace_buffer: int = Field(
+        1_000, ge=0, le=100_000, description="Recent fetches whose trace GET /v1/traces/{id} can show (0: none)."
+    )
+    metrics_max_hosts: int = Field(
+        50, ge=0, le=10_000, description="Hosts whose breaker state /metrics exports one by one (bounds cardinality)."
+    )
+    heartbeat_interval_s: float = Field(
+        10.0, ge=0, le=3_600, description="How often the watchdog checks every browser slot (0: no watchdog)."
+    )
+    heartbeat_timeout_ms: int = Field(
+        2_000, ge=50, le=60_000, description="An idle slot's page must answer a heartbeat within this."
+    )
+    lease_grace_s: float = Field(
+        10.0, ge=0, le=3_600, description="A lease still held this long past its request's deadline is recycled."
+    )
+    ready_timeout_ms: int = Field(
+        5_000, ge=100, le=60_000, description="Longest /readyz's canary render may take (slot wait included)."
+    )
+    ready_cache_s: float = Field(
+        5.0, ge=0, le=600, description="/readyz answers from its last canary render for this long."
     )
 
     # --- exposure --------------------------------------------------------------------------

@@ -61,6 +61,7 @@ def serve(app: object, admission: Admission, *, host: str, port: int, log_level:
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None,  # logging is configured by `serve` (logs.py): JSON lines, uvicorn's included
         timeout_graceful_shutdown=math.ceil(admission.grace_s + MARGIN_S),
     )
     DrainingServer(config, admission).run()

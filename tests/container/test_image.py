@@ -33,11 +33,6 @@ IMAGE = os.environ.get("BROWSER_SERVICE_TEST_IMAGE", "localhost/browser-service:
 PODMAN = shlex.split(os.environ.get("BROWSER_SERVICE_TEST_PODMAN", "podman"))
 START_TIMEOUT_S = 120
 
-#: /metrics, /healthz and /readyz come with the observability work (branch ``observe``). Until it is
-#: merged the /metrics check is an expected failure — strict, so the merge turns it into an XPASS
-#: that fails the run until this is set to True — and readiness is read from /v1/health.
-OBSERVABILITY = False
-
 pytestmark = pytest.mark.container
 
 
@@ -157,14 +152,11 @@ def test_refuses_to_listen_without_api_keys() -> None:
 
 
 def test_ready(service: Container) -> None:
-    if OBSERVABILITY:
-        assert service.http.get("/healthz").status_code == 200
-        ready = service.http.get("/readyz")  # no key: load balancers poll it
-        assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text
-    else:
-        health = service.http.get("/v1/health", headers=service.auth)
-        assert health.status_code == 200, health.text
-        assert health.json()["status"] in ("available", "degraded")
+    assert service.http.get("/healthz").status_code == 200
+    ready = service.http.get("/readyz")  # no key: load balancers poll it
+    assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text
+    health = service.http.get("/v1/health", headers=service.auth)
+    assert health.status_code == 200 and health.json()["status"] == "available", health.text
 
 
 def test_javascript_rendered_page(service: Container, site: FixtureServer) -> None:
@@ -205,7 +197,6 @@ def test_unauthenticated_requests_are_refused(service: Container, site: FixtureS
     assert wrong.status_code == 401
 
 
-@pytest.mark.xfail(not OBSERVABILITY, reason="/metrics arrives with branch observe", strict=True)
 def test_metrics(service: Container) -> None:
     assert service.http.get("/metrics").status_code == 401
     metrics = service.http.get("/metrics", headers=service.auth)

@@ -82,6 +82,8 @@ async def test_fetch_a_page_and_see_its_answer(tmp_path: Path, page: Page, site:
         await expect(page.locator("#error")).to_be_hidden()
         trace_id = await page.locator("#trace-id").text_content()
         assert trace_id and len(trace_id) == 32
+        await expect(page.locator("#trace")).to_contain_text(f'"trace_id": "{trace_id}"')
+        await expect(page.locator("#trace")).to_contain_text('"outcome": "ok"')
         await expect(page.locator("#hosts tbody")).to_contain_text(site.base_url.removeprefix("http://"))
 
         # A typed error is shown as such, with its message.

@@ -10,6 +10,7 @@ from browser_service.breaker import (
     Circuit,
     CircuitOpenRefusal,
     HostBreaker,
+    Ticket,
     phrase,
 )
 
@@ -546,3 +547,26 @@ def test_phrase() -> None:
 def test_config_is_validated(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         BreakerConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_a_snapshot_restores_the_same_breaker_and_its_tickets_still_count() -> None:
+    """What the shared breakers keep in Redis: the restored breaker judges exactly as the original."""
+    clock = FakeClock()
+    config = BreakerConfig(window=5, minimum_calls=3, open_s=10, half_open_calls=2)
+    original = HostBreaker(HOST, config, clock)
+    for outcome in ("ok", "blocked (cloudflare)", "timeout"):
+        original.record(outcome, failure=outcome != "ok", ticket=original.acquire())
+    original.note_throttled(30)
+    assert original.circuit is Circuit.OPEN
+    restored = HostBreaker.restore(HOST, config, clock, original.snapshot())
+    assert restored.status() == original.status()
+    assert restored.snapshot() == original.snapshot()
+    clock.advance(10)
+    trial = restored.acquire()  # half-open now; the trial goes through a snapshot and back
+    assert trial.trial
+    again = HostBreaker.restore(HOST, config, clock, restored.snapshot())
+    again.record("ok", failure=False, ticket=Ticket.bound(again, trial=True, epoch=trial.epoch, era=trial.era))
+    assert again.status().summary.endswith(
+        "the circuit is half-open: 1 of 2 trial fetches done; honouring the site's Retry-After for 20 s more"
+    )
+    assert HostBreaker.restore(HOST, config, clock, None).status().calls == 0

@@ -114,3 +114,16 @@ async def test_limits_expiry_and_damaged_snapshots(tmp_path: Path) -> None:
         await restarted.info("AAAAAAAAAAAAAAAAAAAAAA")
     assert sorted(p.suffix for p in (tmp_path / "sessions").iterdir()) == [".json"] * 3
     restarted.close()
+
+
+def test_a_localhost_cookie_is_sent_back_to_localhost() -> None:
+    """cookiejar names a dotless host ``localhost.local``; the state says ``localhost`` (as Playwright)."""
+    jar = httpx.Cookies()
+    request = httpx.Request("GET", "http://localhost:8765/login")
+    jar.extract_cookies(httpx.Response(302, headers={"Set-Cookie": "member=alice; Path=/"}, request=request))
+    live = LiveSession({"cookies": [], "origins": []})
+    live.absorb_jar(jar)
+    assert [(c["name"], c["domain"]) for c in live.state["cookies"]] == [("member", "localhost")]
+    members = httpx.Request("GET", "http://localhost:8765/members")
+    live.cookie_jar().set_cookie_header(members)
+    assert members.headers["Cookie"] == "member=alice"

@@ -1,0 +1,297 @@
+"""The shared-state engine against a real redis-server: two "replicas" are two sets of stores on one
+Redis (each with its own link, as two processes would have), and what one does the other sees.
+
+Cache entries, breaker circuits and half-open trial places, a host's Retry-After and pacing,
+session records and their turns; and Redis going away: every store answers at once (a miss, the
+per-process breakers, a typed error for sessions), the health report says so, and it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from browser_service.breaker import BreakerConfig, Breakers, CircuitOpenRefusal
+from browser_service.breaker_shared import RedisBreakers
+from browser_service.cache import CacheEntry, RedisCacheStore
+from browser_service.contract import FetchRequest
+from browser_service.deadline import Deadline
+from browser_service.errors import FetchTimeout, Overloaded, SessionNotFound
+from browser_service.fetcher import Fetcher
+from browser_service.limits import HostLimits, LimitsConfig, LimitWait, RetryAfterActive
+from browser_service.limits_shared import RedisHostTimes
+from browser_service.sessions import RedisSessionStore
+from browser_service.shared import RedisLink, SharedUnavailable
+from tests.conftest import make_settings
+from tests.redis_server import RedisServer
+from tests.site import FixtureServer
+
+
+@pytest.fixture
+async def links(redis_server: RedisServer) -> AsyncIterator[tuple[RedisLink, RedisLink]]:
+    redis_server.flush()
+    # A loaded 2-core test machine can take longer than the 0.5 s default for a call.
+    a, b = RedisLink(redis_server.url, timeout_s=5), RedisLink(redis_server.url, timeout_s=5)
+    yield a, b
+    await a.aclose()
+    await b.aclose()
+
+
+def _entry(body: str = "<html><body><p>stored</p></body></html>") -> CacheEntry:
+    return CacheEntry(
+        url="http://example.test/",
+        final_url="http://example.test/",
+        fetched_at=time.time(),
+        status_code=200,
+        content_type="text/html",
+        engine="http",
+        is_html=True,
+        body=body,
+        title="Stored",
+    )
+
+
+# --- cache ---------------------------------------------------------------------------------------
+
+
+async def test_a_page_cached_through_one_replica_is_read_through_another(
+    links: tuple[RedisLink, RedisLink], redis_server: RedisServer
+) -> None:
+    a, b = RedisCacheStore(links[0], ttl_s=600), RedisCacheStore(links[1], ttl_s=600)
+    entry = _entry()
+    assert await b.get("k1") is None
+    await a.put("k1", entry)
+    assert await b.get("k1") == entry
+    with redis_server.client() as client:
+        assert 590 <= client.ttl("browser-service:cache:k1") <= 600  # Redis drops it once unservable
+        client.set("browser-service:cache:k2", b"{not an entry")
+    assert await b.get("k2") is None  # another version's value: a miss, not a failure
+    health = b.health()
+    assert (health.backend, health.location) == ("redis", redis_server.url)
+
+
+# --- breakers ------------------------------------------------------------------------------------
+
+
+def _breakers(link: RedisLink, **config: float) -> RedisBreakers:
+    values: dict[str, float] = {"window": 10, "minimum_calls": 3, "failure_rate": 0.5, "open_s": 30} | config
+    settings = BreakerConfig(**values)  # type: ignore[arg-type]
+    return RedisBreakers(link, settings, Breakers(settings), trial_lease_s=300)
+
+
+async def test_a_circuit_opened_through_one_replica_is_open_on_the_other(
+    links: tuple[RedisLink, RedisLink],
+) -> None:
+    a, b = _breakers(links[0]), _breakers(links[1])
+    host = "shop.example"
+    for _ in range(3):
+        permit = await a.before(host)
+        await a.record(host, "http_error 503", failure=True, permit=permit)
+    with pytest.raises(CircuitOpenRefusal) as refused:
+        await b.before(host)
+    assert refused.value.state == "unavailable" and 29 < refused.value.retry_after_s <= 30
+    assert refused.value.summary.startswith(
+        "all of the last 3 fetches of shop.example got HTTP errors (503); the circuit opened 0 s ago; next trial in"
+    )
+    status = await b.state(host)
+    assert (status.circuit, status.state, status.calls, status.failures) == ("open", "unavailable", 3, 3)
+    assert [h.host for h in await b.hosts()] == [host]
+    assert len(b.local) == 0  # nothing fell back to per-process state
+
+
+async def test_outcomes_from_both_replicas_at_once_are_all_counted(links: tuple[RedisLink, RedisLink]) -> None:
+    a, b = _breakers(links[0], minimum_calls=100, window=100), _breakers(links[1], minimum_calls=100, window=100)
+    host = "busy.example"
+
+    async def call(breakers: RedisBreakers, failure: bool) -> None:
+        permit = await breakers.before(host)
+        await breakers.record(host, "timeout" if failure else "ok", failure=failure, permit=permit)
+
+    await asyncio.gather(*(call(a if i % 2 else b, i % 3 == 0) for i in range(30)))
+    status = await a.state(host)
+    assert (status.calls, status.failures) == (30, 10)  # WATCH/MULTI: no update lost
+
+
+async def test_half_open_trial_places_are_shared(links: tuple[RedisLink, RedisLink]) -> None:
+    # open_s=0: an open circuit is half-open at the next call, so the test needs no waiting.
+    a, b = _breakers(links[0], open_s=0), _breakers(links[1], open_s=0)
+    host = "flaky.example"
+    for _ in range(3):
+        await a.record(host, "timeout", failure=True, permit=await a.before(host))
+    first, second = await a.before(host), await b.before(host)
+    assert first.trial and second.trial
+    with pytest.raises(CircuitOpenRefusal) as busy:  # both places taken, one through each replica
+        await a.before(host)
+    assert busy.value.state == "degraded" and busy.value.retry_after_s == 1.0
+    await b.release(host, second)  # a cancelled trial gives its place back, for every replica
+    third = await a.before(host)
+    assert third.trial
+    await a.record(host, "ok", failure=False, permit=first)
+    assert (await b.state(host)).circuit == "half_open"
+    await b.record(host, "ok", failure=False, permit=third)
+    status = await b.state(host)
+    assert (status.circuit, status.calls) == ("closed", 0)  # closed, window cleared
+
+
+async def test_a_trial_whose_replica_vanished_frees_its_place_after_the_lease(
+    links: tuple[RedisLink, RedisLink],
+) -> None:
+    config = BreakerConfig(window=10, minimum_calls=3, open_s=0, half_open_calls=1)
+    a = RedisBreakers(links[0], config, Breakers(config), trial_lease_s=-1)  # every lease already over
+    host = "gone.example"
+    for _ in range(3):
+        await a.record(host, "timeout", failure=True, permit=await a.before(host))
+    assert (await a.before(host)).trial  # taken, never ended (its replica died)
+    assert (await a.before(host)).trial  # the lease ran out: the place is free again
+
+
+# --- Retry-After and pacing ----------------------------------------------------------------------
+
+
+async def test_a_retry_after_noted_through_one_replica_holds_on_the_other(
+    links: tuple[RedisLink, RedisLink],
+) -> None:
+    a = HostLimits(LimitsConfig(), shared=RedisHostTimes(links[0]))
+    b = HostLimits(LimitsConfig(), shared=RedisHostTimes(links[1]))
+    host = "api.example"
+    await a.share_retry_after(host, a.note_retry_after(host, 60))
+    with pytest.raises(RetryAfterActive) as pause:
+        async with b.slot(host, 5.0):
+            pytest.fail("the host asked for a pause")
+    assert 59 < pause.value.retry_after_s <= 60
+    assert b.in_use(host) == 0  # the local slot was given back
+    async with b.slot("other.example", 5.0):  # other hosts are not held
+        pass
+
+
+async def test_pacing_is_one_schedule_across_replicas(links: tuple[RedisLink, RedisLink]) -> None:
+    config = LimitsConfig(min_interval_s=10)
+    a = HostLimits(config, shared=RedisHostTimes(links[0]))
+    b = HostLimits(config, shared=RedisHostTimes(links[1]))
+    host = "paced.example"
+    async with a.slot(host, 5.0):  # the first start is at once; the next is booked 10 s later
+        pass
+    with pytest.raises(LimitWait) as wait:
+        async with b.slot(host, 5.0):
+            pytest.fail("B's start is 10 s after A's")
+    assert wait.value.reason == "pacing" and 9 < wait.value.wait_s <= 10
+
+
+# --- sessions ------------------------------------------------------------------------------------
+
+
+def _sessions(link: RedisLink, **limits: int) -> RedisSessionStore:
+    values = {"default_ttl_s": 600, "max_ttl_s": 3600, "max_sessions": 3} | limits
+    return RedisSessionStore(link, **values)
+
+
+async def test_a_session_created_on_one_replica_is_used_on_the_other(links: tuple[RedisLink, RedisLink]) -> None:
+    a, b = _sessions(links[0]), _sessions(links[1])
+    info = await a.create(ttl_s=120)
+    async with b.use(info.id, Deadline(5)) as live:
+        live.add_cookies("http://shop.example/", {"member": "alice"})
+    held = await a.info(info.id)
+    assert (held.requests, held.cookies, held.cookie_domains) == (1, 1, ["shop.example"])
+    async with a.use(info.id, Deadline(5)) as live:
+        assert [c["value"] for c in live.state["cookies"]] == ["alice"]
+    await b.delete(info.id)
+    with pytest.raises(SessionNotFound):
+        await a.info(info.id)
+
+
+async def test_a_sessions_turns_are_taken_across_replicas(links: tuple[RedisLink, RedisLink]) -> None:
+    a, b = _sessions(links[0]), _sessions(links[1])
+    session = (await a.create()).id
+    entered = asyncio.Event()
+    leave = asyncio.Event()
+
+    async def hold() -> None:
+        async with a.use(session, Deadline(10)):
+            entered.set()
+            await leave.wait()
+
+    holder = asyncio.create_task(hold())
+    await entered.wait()
+    with pytest.raises(FetchTimeout) as queued:  # B waits for A's request, within its own deadline
+        async with b.use(session, Deadline(0.3)):
+            pytest.fail("A holds the session")
+    assert queued.value.phase == "queue"
+    leave.set()
+    await holder
+    async with b.use(session, Deadline(5)):  # A's turn is over: B's comes
+        pass
+    assert (await a.info(session)).requests == 2
+
+
+async def test_the_number_of_sessions_is_bounded_across_replicas(links: tuple[RedisLink, RedisLink]) -> None:
+    a, b = _sessions(links[0], max_sessions=2), _sessions(links[1], max_sessions=2)
+    await a.create()
+    await b.create()
+    with pytest.raises(Overloaded) as full:
+        await a.create()
+    assert "maximum of 2 sessions" in full.value.message
+
+
+# --- Redis going away ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path, redis_server: RedisServer) -> Iterator[RedisServer]:
+    """A redis-server this test may stop and start again (same port)."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+async def test_when_redis_stops_every_store_answers_at_once_and_it_comes_back(own_redis: RedisServer) -> None:
+    link = RedisLink(own_redis.url, timeout_s=5, retry_s=0)  # no back-off: the test sees Redis return at once
+    cache = RedisCacheStore(link, ttl_s=600)
+    breakers = _breakers(link)
+    limits = HostLimits(LimitsConfig(), shared=RedisHostTimes(link))
+    sessions = _sessions(link)
+    await cache.put("k", _entry())
+    session = (await sessions.create()).id
+    assert (await link.health()).state == "available"
+
+    own_redis.stop()
+    with pytest.raises(SharedUnavailable):
+        await cache.get("k")  # the Fetcher reads this as a miss
+    permit = await breakers.before("down.example")  # the per-process breakers take over
+    assert permit.local is not None
+    await breakers.record("down.example", "ok", failure=False, permit=permit)
+    assert len(breakers.local) == 1
+    async with limits.slot("down.example", 5.0):  # the per-process limits alone
+        pass
+    with pytest.raises(Overloaded) as refused:
+        await sessions.info(session)
+    assert refused.value.message.startswith("The session store (Redis) did not answer")
+    health = await link.health()
+    assert health.state == "unavailable" and health.error is not None
+
+    RedisServer(own_redis.workdir, own_redis.port).start()  # the same address again, empty
+    assert (await link.health()).state == "available"
+    assert await cache.get("k") is None  # an empty Redis: a miss
+    await link.aclose()
+
+
+async def test_a_fetcher_without_redis_still_answers_and_reports_it(
+    tmp_path: Path, own_redis: RedisServer, site: FixtureServer
+) -> None:
+    async with Fetcher(make_settings(tmp_path, redis_url=own_redis.url, redis_timeout_ms=5000)) as service:
+        request = FetchRequest.model_validate({"url": site.url("/article.html"), "render": "http"})
+        first = await service.fetch(request)
+        assert first.ok and first.source == "live"
+        again = await service.fetch(request.model_copy(update={"max_age_s": 3600}))
+        assert again.source == "cache"  # through Redis
+        assert (await service.health()).shared_state is not None
+
+        own_redis.stop()
+        answer = await service.fetch(request.model_copy(update={"max_age_s": 3600}))
+        assert answer.ok and answer.source == "live"  # the cache is a miss, the fetch goes on
+        health = await service.health()
+        assert health.status == "degraded" and health.cache.backend == "redis"
+        assert health.shared_state is not None and health.shared_state.state == "unavailable"
