@@ -44,6 +44,7 @@ from browser_service.contract import (
     SessionInfo,
 )
 from browser_service.errors import FetchError, from_info
+from browser_service.traces import Trace
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -245,6 +246,11 @@ class Client:
     def delete_session(self, session_id: str) -> SessionDeleted:
         return _session(self._send("DELETE", f"/v1/sessions/{session_id}"), SessionDeleted)
 
+    def trace(self, trace_id: str) -> Trace:
+        """``GET /v1/traces/{trace_id}``: a recent fetch's attempts, phases and spans (``ServiceProblem``
+        404 once the service no longer keeps it)."""
+        return _model(self._send("GET", f"/v1/traces/{trace_id}"), Trace)
+
     def tools(self) -> dict[str, Any]:
         answer = self._send("GET", "/v1/tools")
         if answer.status_code >= 400:
@@ -338,6 +344,9 @@ class AsyncClient:
 
     async def delete_session(self, session_id: str) -> SessionDeleted:
         return _session(await self._send("DELETE", f"/v1/sessions/{session_id}"), SessionDeleted)
+
+    async def trace(self, trace_id: str) -> Trace:
+        return _model(await self._send("GET", f"/v1/traces/{trace_id}"), Trace)
 
     async def tools(self) -> dict[str, Any]:
         answer = await self._send("GET", "/v1/tools")

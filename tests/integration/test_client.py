@@ -21,6 +21,11 @@ async def test_async_client_fetches_and_raises_the_servers_error_classes(tmp_pat
             page = await client.fetch(site.url("/article.html"), formats=["markdown", "links"])
             assert page.ok and page.markdown is not None and page.markdown.startswith("# How Lighthouses Work")
             assert page.links is not None
+            trace = await client.trace(page.trace_id)
+            assert trace.trace_id == page.trace_id and trace.outcome == "ok" and trace.engine == page.engine
+            with pytest.raises(ServiceProblem) as unknown:
+                await client.trace("0" * 32)
+            assert unknown.value.status_code == 404
 
             with pytest.raises(NotFound) as missing:
                 await client.fetch(site.url("/no-such-page"))
@@ -59,6 +64,7 @@ async def test_sync_client(tmp_path: Path, site: FixtureServer) -> None:
         def use() -> tuple[str | None, str]:
             with Client(str(http.base_url)) as client:
                 page = client.fetch(site.url("/article.html"), formats=["text"], max_chars=500)
+                assert client.trace(page.trace_id).trace_id == page.trace_id
                 try:
                     client.fetch(site.url("/gone"))
                 except FetchError as exc:
