@@ -12,12 +12,7 @@ answer); nothing sleeps. The replicas fetch over HTTP only, so they do not launc
 
 from __future__ import annotations
 
-import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -28,10 +23,9 @@ import pytest
 
 from browser_service.contract import FetchResponse, Health, HostStatus, SessionInfo
 from browser_service.guard import host_key
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import RedisServer
+from tests.serving import ServeProcess
 from tests.site import FixtureServer
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def by_name(origin: FixtureServer, path: str) -> str:
@@ -40,15 +34,12 @@ def by_name(origin: FixtureServer, path: str) -> str:
     return origin.url(path).replace("127.0.0.1", "localhost")
 
 
-class Replica:
-    """``browser-service serve`` on a free loopback port, sharing ``redis_url``; stderr read line by line."""
+class Replica(ServeProcess):
+    """``browser-service serve`` on a free loopback port, sharing ``redis_url``."""
 
     def __init__(self, name: str, tmp: Path, origin: FixtureServer, redis_url: str) -> None:
-        self.name = name
-        self.port = free_port()
         address = origin.base_url.removeprefix("http://")
         env = {
-            **os.environ,
             # The origin by address and by name: one host for the breaker tests, another for the rest.
             "BROWSER_SERVICE_ALLOW": f"{address},localhost:{address.rsplit(':', 1)[1]}",
             "BROWSER_SERVICE_CACHE_DIR": str(tmp / name / "cache"),  # nothing shared through the disk
@@ -61,36 +52,7 @@ class Replica:
             "BROWSER_SERVICE_BREAKER_OPEN_S": "600",
             "BROWSER_SERVICE_SHUTDOWN_GRACE_S": "10",
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "browser_service.cli", "serve", "--port", str(self.port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.put(line)
-
-    def wait_for(self, text: str, timeout_s: float = 60) -> None:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout_s)
-            except queue.Empty:
-                raise AssertionError(f"{self.name}: no log line with {text!r}; the log:\n{''.join(self.log)}") from None
-            self.log.append(line)
-            if text in line:
-                return
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(env, name)
 
     def fetch(self, url: str, **fields: Any) -> tuple[int, FetchResponse]:
         body = {"url": url, "render": "http", "timeout_ms": 30_000} | fields
@@ -101,9 +63,7 @@ class Replica:
         return httpx.get(f"{self.url}{path}", timeout=30, trust_env=False)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        self.kill()
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,7 @@ Every step waits on an event it can observe (the origin's record of an arrival, 
 
 from __future__ import annotations
 
-import os
-import queue
 import signal
-import socket
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -24,57 +18,23 @@ import psutil
 import pytest
 
 from browser_service.contract import FetchResponse
+from tests.serving import ServeProcess
 from tests.site import FixtureServer
 
-ROOT = Path(__file__).resolve().parents[2]
 GRACE_S = 4
 
 
-class Served:
-    """``browser-service serve`` on a free loopback port, its stderr read line by line."""
+class Served(ServeProcess):
+    """``browser-service serve`` on a free loopback port, allowed to fetch from ``site``."""
 
     def __init__(self, tmp: Path, site: FixtureServer) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
         env = {
-            **os.environ,
             "BROWSER_SERVICE_ALLOW": site.base_url.removeprefix("http://"),
             "BROWSER_SERVICE_CACHE_DIR": str(tmp / "cache"),
             "BROWSER_SERVICE_POOL_SIZE": "2",
             "BROWSER_SERVICE_SHUTDOWN_GRACE_S": str(GRACE_S),
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "browser_service.cli", "serve", "--port", str(self.port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.put(line)
-
-    def wait_for(self, text: str, timeout_s: float = 60) -> None:
-        """Block until a stderr line contains ``text`` (the server's own account of what it did)."""
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout_s)
-            except queue.Empty:
-                raise AssertionError(f"no log line with {text!r}; the log:\n{''.join(self.log)}") from None
-            self.log.append(line)
-            if text in line:
-                return
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(env)
 
 
 @pytest.fixture
@@ -83,9 +43,7 @@ def served(tmp_path: Path, site: FixtureServer) -> Iterator[Served]:
     try:
         yield server
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        server.kill()
 
 
 def _fetch(base: str, url: str) -> httpx.Response:
