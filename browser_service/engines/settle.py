@@ -25,6 +25,7 @@ INIT_SCRIPT = r"""
   const clearT = window.clearTimeout.bind(window);
   const now = () => performance.now();
   const CAP = %(cap)d;
+  const POLL = 25;                // ms between looks while requests or timers are pending
   let inflight = 0;
   let depth = 0;                 // timer-chain depth of the callback running now
   const timers = new Map();      // id -> chain depth, for timers that still count
@@ -104,11 +105,15 @@ INIT_SCRIPT = r"""
       const busy = inflight > 0 || timers.size > 0 || document.readyState !== 'complete';
       if (busy) lastBusy = t;
       const idleFor = t - lastBusy;
-      const settled = !busy && (t - lastActivity >= quiet || idleFor >= Math.max(1000, 4 * quiet));
+      const calm = Math.max(1000, 4 * quiet);
+      const settled = !busy && (t - lastActivity >= quiet || idleFor >= calm);
       if (settled || t - start >= cap) {
         resolve({ settled, waited_ms: Math.round(t - start), inflight, timers: timers.size, ...window.__bsSnapshot() });
       } else {
-        setT(check, 25);
+        // Idle: look again exactly when the quiet time would be up (a mutation meanwhile moves it
+        // on), not on a fixed tick that overshoots by half a tick on average. Busy: poll.
+        const due = busy ? POLL : Math.min(quiet - (t - lastActivity), calm - idleFor);
+        setT(check, Math.max(1, Math.ceil(Math.min(due, cap - (t - start)))));
       }
     };
     check();
