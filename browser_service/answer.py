@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Collection
 
-from browser_service import budget
+from browser_service import budget, detect
 from browser_service.contract import (
     TEXT_FORMATS,
     Attempt,
@@ -18,6 +18,7 @@ from browser_service.contract import (
     ExtractRequest,
     FetchResponse,
     Format,
+    Quality,
 )
 from browser_service.errors import EmptyContent, FetchError
 from extractors import EXTRACTOR_VERSION, Extraction, extract
@@ -82,6 +83,14 @@ def fill_content(
         if options.selectors:
             response.fields = extraction.fields
         response.warnings.extend(extraction.warnings)
+        paywalled = detect.paywall(body)
+        if paywalled:
+            response.warnings.append(
+                "the page is behind a paywall: the text is the free teaser only, not the whole article "
+                f"(signals: {'; '.join(paywalled)}). Use a logged-in session (cookies) or another source."
+            )
+            response.quality = response.quality or Quality()
+            response.quality.signals.append("paywall")
     else:
         for fmt in formats:
             if fmt in TEXT_FORMATS:

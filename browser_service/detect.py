@@ -192,6 +192,47 @@ def block_markers(html: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+#: Schema.org markup Google asks publishers to put on paywalled articles.
+_NOT_FREE = re.compile(r"[\"']isAccessibleForFree[\"']\s*:\s*(?:false\b|[\"']false[\"'])", re.I)
+#: An element named as a paywall (class or id), the way paywall scripts and CMS templates name it.
+_PAYWALL_ELEMENT = re.compile(
+    r"<[a-z][^>]*\b(?:class|id)\s*=\s*[\"'][^\"']*\b(?:paywall|pay-wall|regwall|premium-wall|piano-offer|"
+    r"tp-modal|meteredContent|subscriber-only|subscription-wall)\b",
+    re.I,
+)
+_PAYWALL_WORDS = re.compile(
+    r"\b(?:subscribe|subscription|sign up|register|log in|sign in) (?:now )?to (?:continue|keep) reading\b"
+    r"|\bto continue reading,? (?:subscribe|sign in|log in|become a (?:member|subscriber))\b"
+    r"|\b(?:this (?:article|story|content) is (?:only )?(?:for|available to) (?:subscribers|members))\b"
+    r"|\bsubscribers only\b|\byou have read (?:all of )?your (?:\d+ )?free articles\b",
+    re.I,
+)
+
+
+def paywall(html: str) -> tuple[str, ...]:
+    """Why ``html`` looks like a paywalled article (a teaser and an offer), or ``()``.
+
+    A paywall page is content, not a failure: the teaser is real text. So it is never a verdict, but the
+    answer says it is only the teaser (a warning and the quality signal ``paywall``). Evidence: the
+    schema.org ``isAccessibleForFree: false`` markup, or an element named as a paywall together with
+    "subscribe to continue reading" wording — either alone on a page is weak (a site's subscribe box
+    sits on free articles too), so the wording needs the element or the markup.
+    """
+    source = html[:MAX_SCAN_CHARS]
+    signals: list[str] = []
+    if _NOT_FREE.search(source):
+        signals.append("isAccessibleForFree=false")
+    element = _PAYWALL_ELEMENT.search(source)
+    words = _PAYWALL_WORDS.search(source)
+    if words and (element or signals):
+        if element:
+            signals.append("element=paywall")
+        signals.append(f"text={_collapse(words.group(0)).lower()}")
+    elif element and signals:
+        signals.append("element=paywall")
+    return tuple(signals)
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Retry-After as seconds from now: delta-seconds or an HTTP date. None if absent or unparsable."""
     if not value:

@@ -1,15 +1,22 @@
-"""How a replay's answers differ from a recording's snapshot, in words a reviewer reads.
+"""How extracted text drifts from a baseline: a replay against its recording, a live fetch against its cache.
 
 Per request: whether the verdict changed (ok, or the error kind — ``ok → captcha``), which fields
 changed (dotted paths, old → new), a unified diff of the markdown (or text), and the **similarity**
 of the extracted text to the baseline: difflib's ratio over words, 1.0 for identical text. A
 similarity below the threshold (``BROWSER_SERVICE_DRIFT_THRESHOLD``, 0.9) is flagged as large drift —
 the extractor or the site changed what a reader would get, not just a detail.
+
+Live fetches (``fetcher``) compare the new text with the cached good copy of the same request by
+:func:`live_similarity` instead: shingles, not difflib. difflib is quadratic in the worst case and a
+live fetch pays for it on every repeat of a URL; it also scores two unrelated English texts 0.2–0.4
+(shared function words), while shingles score them near 0 — and the live check must only tell "this is
+a different page now" from an ordinary edit (``quality.py`` has the threshold and the data behind it).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +32,36 @@ def similarity(baseline: str | None, current: str | None) -> float:
     if a == b:
         return 1.0
     return round(difflib.SequenceMatcher(None, a, b, autojunk=False).ratio(), 3)
+
+
+#: Words compared at most per side: bounds the cost on huge pages (linear in it: ~20 ms for 20 k words).
+LIVE_MAX_WORDS = 20_000
+SHINGLE = 3
+_WORD = re.compile(r"\w+")
+
+
+def shingles(text: str, max_words: int = LIVE_MAX_WORDS) -> set[tuple[str, ...]]:
+    """The runs of three consecutive words (lower-cased) in the first ``max_words`` words; the single
+    words when the text is shorter than one run."""
+    words = _WORD.findall(text[: max_words * 16].lower())[:max_words]
+    if len(words) < SHINGLE:
+        return {(w,) for w in words}
+    return set(zip(words, words[1:], words[2:], strict=False))
+
+
+def live_similarity(baseline: str | None, current: str | None) -> float:
+    """Dice overlap of word 3-shingles: 1.0 for the same text, near 0.0 for unrelated texts.
+
+    Order-insensitive between runs (a reordered list of headlines stays similar), linear in the
+    capped length; words are ``\\w+`` tokens, lower-cased, so Markdown or text renderings of one page compare
+    alike. Two empty texts are identical (1.0); an empty against a non-empty one shares nothing (0.0).
+    """
+    a, b = shingles(baseline or ""), shingles(current or "")
+    if not a and not b:
+        return 1.0
+    if not a or not b:
+        return 0.0
+    return round(2 * len(a & b) / (len(a) + len(b)), 3)
 
 
 def verdict(data: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio.to_thread
 
-from browser_service import detect, quality, timings
+from browser_service import detect, drift, quality, timings
 from browser_service.admission import Admission
 from browser_service.answer import error_response, extract_response, extraction_for, fill_content
 from browser_service.breaker import BreakerConfig, Breakers, CircuitOpenRefusal
@@ -91,6 +91,8 @@ class Fetcher:
     def __init__(self, settings: Settings | None = None, *, tape: Tape | None = None) -> None:
         """``tape`` (``replay.py``): record every exchange into a recording, or serve only from one."""
         self.settings = settings or Settings()
+        #: Recording or replaying: answers must be what the tape holds, so no live drift against the cache.
+        self._taped = tape is not None
         user_agent = self.settings.user_agent or DEFAULT_USER_AGENT
         self.policy = NetworkPolicy(self.settings.allow)
         self.pool = BrowserPool(
@@ -272,8 +274,9 @@ class Fetcher:
         raw = await with_retries(self.retry_policy, deadline, lambda: self._try(request, url, host, deadline, attempts))
         accepted = await self._accepted(url)
         baseline = _text_chars(entry.extraction) if entry is not None and entry.extraction is not None else None
+        good_copy = entry if entry is not None and not self._taped and self.settings.live_drift_threshold > 0 else None
         response, stored, findings = await deadline.run(
-            self._run_cpu(lambda: self._respond(request, raw, trace_id, attempts, baseline, accepted)),
+            self._run_cpu(lambda: self._respond(request, raw, trace_id, attempts, baseline, accepted, good_copy)),
             "extract",
             "extracting the content",
         )
@@ -384,6 +387,7 @@ class Fetcher:
         baseline: int | None,
     ) -> FetchResponse:
         """Quarantine a suspect result; answer it flagged, or fail with ``suspect_content``."""
+        self.telemetry.metrics.suspect(f.code for f in findings)
         detail = "; ".join(str(f) for f in findings)
         item_id: str | None = None
         if request.session is None:  # a session's page is personal: never held where others can see it
@@ -660,8 +664,11 @@ class Fetcher:
         attempts: list[Attempt],
         baseline: int | None = None,
         accepted: frozenset[str] = frozenset(),
+        good_copy: CacheEntry | None = None,
     ) -> tuple[FetchResponse, CacheEntry | None, list[quality.Finding]]:
-        """The answer for a live page, its cache entry, and what looks wrong with it (``quality``)."""
+        """The answer for a live page, its cache entry, and what looks wrong with it (``quality``).
+
+        ``good_copy``: the cached good copy of the same request, to measure drift against (live only)."""
         fetched_at = time.time()
         response = FetchResponse(
             ok=True,
@@ -701,8 +708,15 @@ class Fetcher:
         )
         findings: list[quality.Finding] = []
         if extraction is not None:
+            similarity = _drift(response, good_copy, extraction)
             findings = quality.assess(
-                body, _text(extraction), main_content=request.main_content, baseline_chars=baseline, accepted=accepted
+                body,
+                _text(extraction),
+                main_content=request.main_content,
+                baseline_chars=baseline,
+                accepted=accepted,
+                similarity=similarity,
+                drift_threshold=self.settings.live_drift_threshold,
             )
         return response, entry, findings
 
@@ -800,6 +814,26 @@ def _text(extraction: Extraction | None) -> str:
     if extraction is None:
         return ""
     return extraction.text or extraction.markdown or extraction.html
+
+
+def _drift(response: FetchResponse, good_copy: CacheEntry | None, extraction: Extraction) -> float | None:
+    """Measure the new ``extraction`` against the good copy's and report it as quality signals
+    (``baseline_similarity=0.973``, ``baseline_age_s=3600``: the contract's ``name=value`` signal form, like
+    ``redirects=2``); return the similarity when it is to be judged (a baseline of ``quality.DRIFT_MIN_WORDS``
+    words or more)."""
+    if good_copy is None or good_copy.extraction is None:
+        return None
+    before, after = good_copy.extraction, extraction
+    # Like with like: the first rendering both have (a cached markdown against a new text would differ
+    # by link targets alone).
+    field = next((f for f in ("text", "markdown", "html") if getattr(before, f) and getattr(after, f)), None)
+    old, new = (getattr(before, field), getattr(after, field)) if field else (_text(before), _text(after))
+    if not old.strip():
+        return None
+    similarity = drift.live_similarity(old, new)
+    response.quality = response.quality or Quality()
+    response.quality.signals += [f"baseline_similarity={similarity:.3f}", f"baseline_age_s={good_copy.age_s():.0f}"]
+    return similarity if len(old.split()) >= quality.DRIFT_MIN_WORDS else None
 
 
 def _text_chars(extraction: Extraction) -> int:

@@ -38,6 +38,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from browser_service import quality
 from browser_service.contract import API_VERSION, CONTRACT_VERSION, Circuit
 from browser_service.traces import Trace
 from extractors import EXTRACTOR_VERSION
@@ -110,6 +111,15 @@ class FetchMetrics:
             ["result"],
             registry=r,
         )
+        self.suspects = Counter(
+            PREFIX + "quality_findings",
+            "Results held as suspect (quarantined, not cached), by finding code: block_markers, thin, shrunk, "
+            "lost_text, drift (a live page that became a different page since its cached good copy).",
+            ["code"],
+            registry=r,
+        )
+        for code in quality.CODES:
+            self.suspects.labels(code)
         self.in_flight = Gauge(PREFIX + "requests_in_flight", "Fetches being worked on now.", registry=r)
         for result in CACHE_RESULTS:
             self.cache.labels(result)  # present from the start, so rates work from the first scrape
@@ -129,6 +139,10 @@ class FetchMetrics:
             self.attempt_duration.labels(attempt.engine).observe(attempt.duration_ms / 1000)
         for phase, ms in trace.phases_ms.items():
             self.phase_duration.labels(phase).observe(ms / 1000)
+
+    def suspect(self, codes: Iterable[str]) -> None:
+        for code in codes:
+            self.suspects.labels(code).inc()
 
     def cancelled(self, engine: str | None, duration_s: float) -> None:
         self.requests.labels("cancelled", engine or NO_ENGINE).inc()

@@ -123,6 +123,15 @@ class Settings(BaseSettings):
         le=1,
         description="`replay`: text similarity to the recorded baseline below which a change is large drift.",
     )
+    live_drift_threshold: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description=(
+            "Live fetches: similarity to the cached good copy of the same request below which the page is "
+            "'a different page now' (finding 'drift': quarantined, not cached). 0 turns the check off."
+        ),
+    )
     quarantine_max_items: int = Field(1_000, ge=1, description="Suspect results kept for review; oldest go first.")
 
     # --- batch -----------------------------------------------------------------------------

@@ -79,6 +79,12 @@ def _words_re(words: str) -> re.Pattern[str]:
 
 
 _STRONG_RE = _words_re(_STRONG_WORDS)
+# A consent manager's notice: named so (or a modal dialog) and worded so. On a short page its legal text can
+# outweigh the article, so the "holds most of the text" guard only spares it when it is nearly the whole page
+# (a cookie policy page in a consent-named wrapper).
+_CONSENT_RE = _words_re("cookie|cookies|consent|gdpr|cmp|onetrust|cookiebot|didomi|usercentrics|cookiebanner")
+_CONSENT_TEXT = re.compile(r"\bcookies?\b|\bconsent\b|\bpersonal data\b|\byour privacy\b", re.I)
+CONSENT_KEEP_SHARE = 0.9
 _WEAK_RE = _words_re(_WEAK_WORDS)
 # Comments sections: chrome on articles, content on forums; callers decide.
 _COMMENTS_RE = re.compile(
@@ -195,8 +201,10 @@ def strip_chrome(root: HtmlElement, *, comments_are_chrome: bool = True) -> int:
         if not tag_of(el) or tag_of(el) in ("main", "article"):
             continue
         level = chrome_level(el, comments_are_chrome=comments_are_chrome)
-        if (level == WEAK_CHROME and not stats.holds_content(el)) or (
-            level in (COMMENTS, STRONG_CHROME) and not stats.dominates(el)
+        if (
+            (level == WEAK_CHROME and not stats.holds_content(el))
+            or (level in (COMMENTS, STRONG_CHROME) and not stats.dominates(el))
+            or (level == STRONG_CHROME and _is_consent_notice(el) and not stats.is_nearly_all(el))
         ):
             doomed.append(el)
             skip_until = el
@@ -233,6 +241,17 @@ class _PageStats:
         """Holds most of the page text, and not as links (a mega-menu would)."""
         size = self._len(el)
         return size > 0.5 * self.text and self._links_len(el) < 0.5 * size
+
+    def is_nearly_all(self, el: etree._Element) -> bool:
+        return self._len(el) >= CONSENT_KEEP_SHARE * self.text
+
+
+def _is_consent_notice(el: etree._Element) -> bool:
+    """A cookie/consent banner or overlay: consent vocabulary (or a modal dialog) and consent wording."""
+    named = bool(_CONSENT_RE.search(_attr_words(el))) or (
+        (el.get("role") or "").lower() in ("dialog", "alertdialog") or el.get("aria-modal") == "true"
+    )
+    return named and bool(_CONSENT_TEXT.search(" ".join(el.itertext())[:3_000]))
 
 
 def link_text_len(el: etree._Element) -> int:

@@ -104,7 +104,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         self.query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         self.server.count(parts.path)
-        route = ROUTES.get(parts.path)
+        route = ROUTES.get(parts.path) or (_blocked_page if parts.path.startswith("/blocked/") else None)
         if route is None and (PAGES / parts.path.lstrip("/")).is_file() and ".." not in parts.path:
             return self.page(parts.path.lstrip("/"))
         if route is None:
@@ -537,7 +537,47 @@ def _items(h: Handler) -> None:
     h.send(200, json.dumps([f"Item {i} of the endless list." for i in range(start, end)]), "application/json")
 
 
+# --- the regression corpus (tests/regression/corpus.py): pages that behave like real sites' ------------
+
+#: Bot-protection answers, one per vendor: (page in fixtures/pages/blocked/, status, headers). Hand-written
+#: from the markers in ../shared/reference/antibot-markers.md: minimal, no third-party page copied.
+BLOCK_PAGES: dict[str, tuple[int, dict[str, str]]] = {
+    "datadome": (
+        403,
+        {"X-DataDome": "protected", "Set-Cookie": "datadome=fixtureDDcookie; Max-Age=31536000; Path=/; SameSite=Lax"},
+    ),
+    "perimeterx": (403, {"Set-Cookie": "_pxhd=fixture-pxhd:fixture; Path=/"}),
+    "akamai": (403, {"Server": "AkamaiGHost", "Mime-Version": "1.0"}),
+    "aws-waf-captcha": (405, {"x-amzn-waf-action": "captcha", "Set-Cookie": "aws-waf-token=; Path=/"}),
+    "hcaptcha": (200, {}),
+}
+
+
+def _blocked_page(h: Handler) -> None:
+    name = urlsplit(h.path).path.rsplit("/", 1)[-1]
+    if name not in BLOCK_PAGES:
+        return h.page("404.html", 404)
+    status, headers = BLOCK_PAGES[name]
+    h.send(status, (PAGES / "blocked" / f"{name}.html").read_bytes(), headers=headers)
+
+
+def _swap(h: Handler) -> None:
+    """The article — or what the test put in ``server.swapped`` (a page or edit function) instead."""
+    page = (PAGES / "article.html").read_text()
+    h.send(200, h.server.swapped(page) if h.server.swapped is not None else page)
+
+
 ROUTES: dict[str, Callable[[Handler], None]] = {
+    "/consent": lambda h: h.page("consent.html"),
+    "/premium/keepers": lambda h: h.page("paywall.html"),
+    "/stories/moved-on": lambda h: h.page("soft-404.html"),
+    "/maintenance": lambda h: h.send(
+        503,
+        "<html><head><title>Down for maintenance</title></head><body><h1>Down for maintenance</h1>"
+        "<p>We are upgrading the archive. Please come back in an hour.</p></body></html>",
+        headers={"Retry-After": "3600"},
+    ),
+    "/swap": _swap,
     "/login": _login,
     "/login-form": _login_form,
     "/welcome": _welcome,
@@ -613,6 +653,7 @@ class FixtureServer(ThreadingHTTPServer):
         self.stop = threading.Event()  # wakes sleeping handlers at shutdown
         self.failing = threading.Event()  # /flaky answers 503 while set
         self.shrunk = threading.Event()  # /shrinking answers a fragment while set
+        self.swapped: Callable[[str], str] | None = None  # /swap: the article passed through this
         self.robots: tuple[int, str] | None = None  # /robots.txt: (status, text)
         self.hits: collections.Counter[str] = collections.Counter()
         self.hit_times: collections.defaultdict[str, list[float]] = collections.defaultdict(list)

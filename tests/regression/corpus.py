@@ -38,6 +38,20 @@ CORPUS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "rate-limited": (["/rate-limited?after=600"], {}),
     "login-wall": (["/members"], {}),
     "infinite-scroll": (["/infinite"], {"formats": ["text"], "actions": [{"type": "scroll_until_stable"}]}),
+    "cookie-consent": (["/consent"], {}),
+    "paywall": (["/premium/keepers"], {}),
+    "soft-404": (["/stories/moved-on"], {}),
+    "server-error": (["/error"], {}),
+    "maintenance": (["/maintenance"], {}),
+    "challenge-datadome": (["/blocked/datadome"], {}),
+    "challenge-perimeterx": (["/blocked/perimeterx"], {}),
+    "challenge-akamai": (["/blocked/akamai"], {}),
+    "challenge-aws-waf": (["/blocked/aws-waf-captcha"], {}),
+    "captcha-hcaptcha": (["/blocked/hcaptcha"], {}),
+    "json-api": (["/data.json"], {}),
+    "plain-text": (["/notes.txt"], {}),
+    "mislabelled-encoding": (["/latin1-as-utf8"], {}),
+    "redirect-forbidden": (["/redirect-to?to=http://127.0.0.1:9/secret"], {}),
 }
 
 

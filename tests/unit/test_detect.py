@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from browser_service.detect import Verdict, block_markers, classify, judge, parse_retry_after, rate_limit_wait
+from browser_service.detect import (
+    Verdict,
+    block_markers,
+    classify,
+    judge,
+    parse_retry_after,
+    paywall,
+    rate_limit_wait,
+)
 from browser_service.engines.base import RawPage, content_kind
 from browser_service.errors import (
     Blocked,
@@ -268,3 +278,32 @@ def test_block_markers_finds_challenge_markup() -> None:
 )
 def test_block_markers_ignores_normal_pages(html: str) -> None:
     assert block_markers(html) == ()
+
+
+# --- paywalls: content, but only a teaser ---------------------------------------------------------
+
+
+def test_the_fixture_paywall_is_recognised_by_markup_element_and_wording() -> None:
+    page = (Path(__file__).resolve().parents[2] / "fixtures" / "pages" / "paywall.html").read_text()
+    assert paywall(page) == ("isAccessibleForFree=false", "element=paywall", "text=subscribe to continue reading")
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        (ARTICLE, ()),
+        # a subscribe box on a free article is not a paywall
+        (ARTICLE.replace("</article>", "</article><div class='newsletter'>Subscribe to continue reading us</div>"), ()),
+        (ARTICLE.replace("</article>", "</article><div class='paywall'>Subscribe</div>"), ()),
+        (
+            ARTICLE.replace("</article>", "</article><div class='piano-offer'>Subscribe now to keep reading</div>"),
+            ("element=paywall", "text=subscribe now to keep reading"),
+        ),
+        (
+            '<script type="application/ld+json">{"isAccessibleForFree": "False"}</script>' + ARTICLE,
+            ("isAccessibleForFree=false",),
+        ),
+    ],
+)
+def test_paywall_evidence(html: str, expected: tuple[str, ...]) -> None:
+    assert paywall(html) == expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from browser_service.contract import Attempt, FetchResponse
-from browser_service.drift import compare, similarity, verdict
+from browser_service.drift import LIVE_MAX_WORDS, compare, live_similarity, shingles, similarity, verdict
 from browser_service.recording import normalise
 
 
@@ -67,3 +67,37 @@ def test_a_changed_replay_reports_verdict_fields_and_diff() -> None:
 def test_a_different_number_of_answers_fails() -> None:
     result = compare("r", [_answer(), _answer()], [_answer()])
     assert not result.passed and "the snapshot has 2 answers, the replay gave 1" in result.report()
+
+
+# --- live_similarity: the cheap measure for live fetches --------------------------------------------
+
+STORY = " ".join(f"Sentence {i} tells the keeper's story of the tower and the lamp." for i in range(40))
+
+
+def test_live_similarity_edge_cases() -> None:
+    assert live_similarity(None, None) == live_similarity("", "  ") == 1.0
+    assert live_similarity("", STORY) == live_similarity(STORY, None) == 0.0
+    assert live_similarity(STORY, STORY) == 1.0
+    # Markdown and text renderings of the same words, case and punctuation aside, are the same text.
+    assert live_similarity("# The Tower\n\n**Keepers** climbed it.", "the tower keepers, climbed IT") == 1.0
+    # Shorter than one shingle: compared word by word.
+    assert live_similarity("yes", "yes") == 1.0 and live_similarity("yes", "no") == 0.0
+    assert live_similarity("a b", "b a") == 1.0
+
+
+def test_live_similarity_orders_edits_below_rewrites() -> None:
+    edited = STORY.replace("Sentence 3 ", "Line three ")
+    reordered = " ".join(reversed(STORY.split(". ")))
+    unrelated = " ".join(f"Item {i} of the price list costs {i} pounds." for i in range(40))
+    assert 0.95 < live_similarity(STORY, edited) < 1.0
+    assert live_similarity(STORY, reordered) > 0.9  # moved blocks keep their shingles
+    assert live_similarity(STORY, unrelated) < 0.05
+    half = " ".join(STORY.split()[: len(STORY.split()) // 2])
+    assert 0.6 < live_similarity(STORY, half) < 0.7  # Dice: two thirds of the shingles in common
+
+
+def test_live_similarity_reads_a_bounded_number_of_words() -> None:
+    words = [f"w{i}" for i in range(LIVE_MAX_WORDS + 5_000)]
+    assert len(shingles(" ".join(words))) == LIVE_MAX_WORDS - 2
+    # What lies past the cap does not count: two texts that differ only there are the same.
+    assert live_similarity(" ".join(words), " ".join([*words[:LIVE_MAX_WORDS], "different", "tail"])) == 1.0

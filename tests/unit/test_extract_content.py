@@ -378,3 +378,35 @@ def test_text_lengths_match_itertext() -> None:
     lengths = text_lengths(root)
     for el in root.iter():
         assert lengths[el] == sum(len(t.strip()) for t in el.itertext()), el.tag
+
+
+# --- consent overlays (the regression corpus's cookie-consent page) ---------------------------------
+
+_CONSENT_BANNER = (
+    "<div id='cmp-banner' class='cmp-banner' role='dialog' aria-modal='true'><h2>We value your privacy</h2>"
+    + "<p>We and our partners store and/or access information on a device, such as cookies, and process "
+    "personal data for personalised advertising and content measurement.</p>"
+    * 4
+    + "<button>Accept all cookies</button><button>Reject all</button></div>"
+)
+_STORY = (
+    "<div class='post'><h1>Tide Tables Explained</h1>"
+    + "<p>The Moon pulls the ocean towards it, and the Earth turning beneath gives two tides a day.</p>" * 3
+    + "</div>"
+)
+
+
+def test_a_consent_banner_longer_than_a_short_story_is_not_the_content() -> None:
+    """Plain divs, no <main>: the banner holds most of the text, but it is a consent notice."""
+    body = f"{_CONSENT_BANNER}<div class='content'>{_STORY}</div>"
+    page = f"<html><head><title>Tides</title></head><body>{body}</body></html>"
+    result = extract(page, URL, want={"markdown"})
+    assert result.markdown.startswith("# Tide Tables Explained\n\nThe Moon pulls")
+    assert "privacy" not in result.markdown and "cookies" not in result.markdown
+
+
+def test_a_cookie_policy_page_is_content_even_in_a_consent_named_wrapper() -> None:
+    policy = "<p>This cookie policy explains which cookies we set, why, and how you can withdraw consent.</p>" * 6
+    page = f"<html><body><div class='cookie-policy'><h1>Cookie policy</h1>{policy}</div></body></html>"
+    result = extract(page, URL, want={"markdown"})
+    assert result.markdown.startswith("# Cookie policy\n\nThis cookie policy explains")

@@ -56,3 +56,21 @@ def test_accepted_codes_are_not_held_against_the_url() -> None:
         quality.assess(html, "word " * 100, main_content=True, baseline_chars=5000, accepted=frozenset({"shrunk"}))
         == []
     )
+
+
+def test_drift_below_the_threshold() -> None:
+    html = page(f"<article>{ARTICLE}</article>")
+    text = ARTICLE[3:-4]
+    findings = quality.assess(html, text, main_content=True, baseline_chars=len(text), similarity=0.01)
+    assert [str(f) for f in findings] == ["drift: similarity 0.010 to the last good copy (a different page below 0.05)"]
+    assert quality.assess(html, text, main_content=True, similarity=0.05) == []  # at the threshold: kept
+    assert quality.assess(html, text, main_content=True, similarity=0.3, drift_threshold=0.5)[0].code == "drift"
+    assert quality.assess(html, text, main_content=True, similarity=0.01, accepted=frozenset({"drift"})) == []
+
+
+def test_a_fraction_of_the_text_is_shrunk_not_drift() -> None:
+    html = page("<article><p>Only the first paragraph is left of the story.</p></article>")
+    findings = quality.assess(
+        html, "Only the first paragraph is left.", main_content=True, baseline_chars=5_000, similarity=0.0
+    )
+    assert codes(findings) == ["shrunk"]
