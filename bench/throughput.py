@@ -6,9 +6,9 @@ Serves --pages static articles and --pages JavaScript-rendered articles (half re
 inline script as the page loads, half from a JSON API call after load) on 127.0.0.1, then measures,
 at each concurrency level, in this one run:
 
-* plain Playwright: one browser, --slots reused tabs in one context (as many tabs as the service has
-  slots), ``goto(wait_until="load")`` + ``content()`` — no isolation, no extraction, no waiting for
-  content that arrives after ``load``;
+* plain Playwright: one browser launched with Playwright's own flags, --slots reused tabs in one
+  context (as many tabs as the service has slots), ``goto(wait_until="load")`` + ``content()`` — no
+  isolation, no extraction, no waiting for content that arrives after ``load``;
 * Playwright ctx/tab: the same with one context per tab — the slot layout an isolating pool needs,
   but never cleaned; separate contexts alone cost Chromium much of its throughput;
 * ``render=browser`` through ``Fetcher.fetch``: isolated slots cleaned after every lease, the
@@ -38,7 +38,7 @@ from pathlib import Path
 import psutil
 from playwright.async_api import async_playwright
 
-from browser_service.chromium import launch_args, locate
+from browser_service.chromium import locate
 from browser_service.contract import FetchRequest
 from browser_service.fetcher import Fetcher
 from browser_service.settings import Settings
@@ -204,7 +204,9 @@ async def run_baseline(
 ) -> Result:
     async with async_playwright() as pw:
         with MemoryWatch() as memory:
-            browser = await pw.chromium.launch(executable_path=executable, args=launch_args())
+            # Playwright's own launch flags, as a user's script would have them: not the service's
+            # (whose --renderer-process-limit would put all tabs of the one context in one renderer).
+            browser = await pw.chromium.launch(executable_path=executable)
             count = max(tabs, concurrency)
             if per_tab_context:  # the slot layout an isolating pool needs, minus the cleaning
                 pages = [await (await browser.new_context()).new_page() for _ in range(count)]
