@@ -243,14 +243,28 @@ def _fail_then_ok(h: Handler) -> None:
         h.page("article.html")
 
 
+def _challenge_script(h: Handler) -> None:
+    """The challenge page's vendor script: a 404 here, held by ``/challenge?hold=ID`` (see there)."""
+    referer = parse_qs(urlsplit(h.headers.get("Referer") or "").query)
+    if "hold" in referer:
+        h.server.gate(f"challenge-{referer['hold'][0]}").wait(timeout=30)
+    h.page("404.html", 404)
+
+
 def _rate_limited(h: Handler) -> None:
     h.send(429, "<html><body>Too many requests</body></html>", headers={"Retry-After": h.query.get("after", "2")})
 
 
 def _challenge(h: Handler) -> None:
     """A Cloudflare-style JavaScript challenge. With ``pass=1`` its script sets the clearance cookie
-    and reloads, as the real one does once the browser passed; with the cookie, the article."""
+    and reloads, as the real one does once the browser passed; with the cookie, the article.
+
+    With ``hold=ID`` the challenge's own script (``/cdn-cgi/…``, which holds the page's ``load``)
+    is answered only once the reload has arrived: the page replaces itself before it ever loads,
+    as a real challenge does when its scripts are slower than its check."""
     if "cf_clearance=fixture-pass" in (h.headers.get("Cookie") or ""):
+        if "hold" in h.query:
+            h.server.release(f"challenge-{h.query['hold']}")
         return h.page("article.html")
     h.send(
         403,
@@ -597,6 +611,7 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/rate-limited": _rate_limited,
     "/gate": _hold,  # the same gate under the name the batch tests use
     "/challenge": _challenge,
+    "/cdn-cgi/challenge-platform/h/b/orchestrate/chl_page/v1": _challenge_script,
     "/shrinking": _shrinking,
     "/hostile-text": lambda h: h.send(200, HOSTILE_TEXT),
     "/flaky": _flaky,

@@ -171,6 +171,16 @@ class BrowserEngine:
             if frame == page.main_frame:
                 navigated.set()
 
+        # The answer the document now shown came with. Usually goto's own; but a page can replace
+        # itself before it ever loads (a challenge that passes and reloads, a script redirect while
+        # a slow script holds `load`), and goto then returns the *first* answer (a challenge's 403)
+        # for a document that came with a later one. A document commits after its answer arrived.
+        shown: list[Response | None] = [None]
+
+        def on_committed(frame: Frame) -> None:
+            if frame == page.main_frame and top_responses:
+                shown[0] = top_responses[-1]
+
         failed: list[Request] = []
 
         def on_failed(request: Request) -> None:
@@ -182,11 +192,14 @@ class BrowserEngine:
         page.on("request", on_request)
         page.on("response", on_response)
         page.on("requestfailed", on_failed)
+        page.on("framenavigated", on_committed)
         try:
             try:
                 response = await self._goto(page, url, deadline, wait_until or "load", main_responses)
             except FetchError as exc:
                 raise await self._refusal(lease, failed, top_responses, url, exc.message) or exc from None
+            if shown[0] is not None and shown[0] is not response and not 300 <= shown[0].status < 400:
+                response = shown[0]
             page.on("framenavigated", on_navigated)  # from here on: navigations the page starts itself
             done: list[str] = []
             if actions:
@@ -243,6 +256,7 @@ class BrowserEngine:
             page.remove_listener("response", on_response)
             page.remove_listener("requestfailed", on_failed)
             page.remove_listener("framenavigated", on_navigated)
+            page.remove_listener("framenavigated", on_committed)
 
     async def _refusal(
         self,
