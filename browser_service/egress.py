@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import ipaddress
 import logging
 import time
@@ -95,7 +96,12 @@ class Egress:
 
     async def start(self) -> str:
         if self._server is None:
-            self._server = await asyncio.start_server(self._serve, self.host, self._listen_port)
+            # Connections are served in the context the server was started in. A fresh one: else
+            # every tunnel's spans (its DNS lookups) would count in the trace of whichever fetch
+            # launched the browser — Chromium's own background lookups included.
+            self._server = await asyncio.create_task(
+                asyncio.start_server(self._serve, self.host, self._listen_port), context=contextvars.Context()
+            )
             self.port = self._server.sockets[0].getsockname()[1]
         return self.server
 

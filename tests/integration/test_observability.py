@@ -119,7 +119,7 @@ async def test_trace_of_a_recent_fetch(tmp_path: Path, site: FixtureServer) -> N
     assert [(a.engine, a.outcome) for a in trace.attempts] == [("http", "escalated"), ("browser", "ok")]
     assert [a.duration_ms for a in trace.attempts] == [a["duration_ms"] for a in body["attempts"]]
     assert set(trace.attempts[0].phases_ms) == {"response", "body"}
-    assert {"navigation", "render"} <= set(trace.attempts[1].phases_ms) <= {"queue", "dns", "navigation", "render"}
+    assert {"navigation", "render"} <= set(trace.attempts[1].phases_ms) <= {"queue", "navigation", "render"}
     assert trace.phases_ms["extract"] > 0 and trace.duration_ms >= body["duration_ms"]
     assert (trace.spans[0].phase, trace.spans[0].what) == ("queue", "reading the cache")
     assert trace.content_sha256 == body["content_sha256"] and trace.status_code == 200
@@ -133,6 +133,19 @@ async def test_trace_of_a_recent_fetch(tmp_path: Path, site: FixtureServer) -> N
         "detail": "No trace '0123456789abcdef': this replica keeps the traces of its last 1000 fetches "
         "(BROWSER_SERVICE_TRACE_BUFFER), in memory only."
     }
+
+
+async def test_the_fetch_that_launches_the_browser_is_traced_alone(tmp_path: Path, site: FixtureServer) -> None:
+    # The browser (and its egress proxy) start lazily, inside this first fetch: the proxy's later
+    # work — Chromium's own background lookups at start-up, other fetches' tunnels — is not its.
+    async with Fetcher(make_settings(tmp_path)) as service:
+        first = await fetch(service, site.url("/article.html"), render="browser")
+        second = await fetch(service, site.url("/spa.html"), render="browser")
+        traces = [service.telemetry.traces.get(r.trace_id) for r in (first, second)]
+    assert first.ok and second.ok
+    assert [s.what for s in traces[0].spans if s.phase == "queue"][:2] == ["reading the cache", "launching the browser"]
+    for trace in traces:  # 127.0.0.1: nothing for this fetch to resolve
+        assert [s.what for s in trace.spans if s.phase == "dns"] == []
 
 
 async def test_healthz_and_readyz(tmp_path: Path) -> None:
