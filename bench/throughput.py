@@ -11,6 +11,9 @@ at each concurrency level, in this one run:
   isolation, no extraction, no waiting for content that arrives after ``load``;
 * Playwright ctx/tab: the same with one context per tab — the slot layout an isolating pool needs,
   but never cleaned; separate contexts alone cost Chromium much of its throughput;
+* ctx/tab, reused renderers: the same with the service's ``--renderer-process-limit=1`` — the
+  fastest isolated layout, with no cleaning, no settle wait and no extraction: the bound for any
+  service that isolates requests (the "vs bound" column);
 * ``render=browser`` through ``Fetcher.fetch``: isolated slots cleaned after every lease, the
   settle wait, extraction;
 * ``render=auto`` through ``Fetcher.fetch``: HTTP first, the browser only when the page needs it.
@@ -38,7 +41,7 @@ from pathlib import Path
 import psutil
 from playwright.async_api import async_playwright
 
-from browser_service.chromium import locate
+from browser_service.chromium import REUSE_RENDERERS, locate
 from browser_service.contract import FetchRequest
 from browser_service.fetcher import Fetcher
 from browser_service.settings import Settings
@@ -200,13 +203,23 @@ def number_of(url: str) -> int:
 
 
 async def run_baseline(
-    urls: list[str], concurrency: int, tabs: int, executable: str, warmup: list[str], *, per_tab_context: bool
+    urls: list[str],
+    concurrency: int,
+    tabs: int,
+    executable: str,
+    warmup: list[str],
+    *,
+    per_tab_context: bool,
+    reuse_renderers: bool = False,
 ) -> Result:
     async with async_playwright() as pw:
         with MemoryWatch() as memory:
             # Playwright's own launch flags, as a user's script would have them: not the service's
             # (whose --renderer-process-limit would put all tabs of the one context in one renderer).
-            browser = await pw.chromium.launch(executable_path=executable)
+            # ``reuse_renderers`` adds that one flag to the per-tab layout: the fastest isolated
+            # layout there is, with no cleaning, no waiting and no extraction — the bound for the service.
+            args = [REUSE_RENDERERS] if reuse_renderers else []
+            browser = await pw.chromium.launch(executable_path=executable, args=args)
             count = max(tabs, concurrency)
             if per_tab_context:  # the slot layout an isolating pool needs, minus the cleaning
                 pages = [await (await browser.new_context()).new_page() for _ in range(count)]
@@ -221,7 +234,11 @@ async def run_baseline(
             await drive(warmup, concurrency, one)
             seconds, latencies, captured = await drive(urls, concurrency, one)
             await browser.close()
-    name = "Playwright ctx/tab" if per_tab_context else "plain Playwright"
+    name = (
+        ("ctx/tab, reused renderers" if reuse_renderers else "Playwright ctx/tab")
+        if per_tab_context
+        else "plain Playwright"
+    )
     return summarise(name, urls, concurrency, seconds, latencies, captured, memory.peak)
 
 
@@ -275,9 +292,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=100, help="pages of each kind (static, JS)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument(
-        "--slots", type=int, default=8, help="browser slots of the service = tabs of the baseline"
-    )
+    parser.add_argument("--slots", type=int, default=8, help="browser slots of the service = tabs of the baseline")
     args = parser.parse_args()
     asyncio.run(run(args, locate(Settings().chromium_path)))
 
@@ -301,23 +316,34 @@ async def run(args: argparse.Namespace, executable: str) -> None:
             per_tab = await run_baseline(pages, concurrency, args.slots, executable, warm, per_tab_context=True)
             per_tab.baseline = baseline.throughput
             results.append(per_tab)
+            bound = await run_baseline(
+                pages, concurrency, args.slots, executable, warm, per_tab_context=True, reuse_renderers=True
+            )
+            bound.baseline = baseline.throughput
+            results.append(bound)
             for render in ("browser", "auto"):
                 result = await run_service(render, pages, concurrency, args.slots, executable, warm)
                 result.baseline = baseline.throughput
-                result.per_tab = per_tab.throughput
+                result.per_tab = bound.throughput
                 results.append(result)
     server.shutdown()
 
-    print(f"\n{'engine':<24}{'pages':<8}{'conc':>5}{'pages/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
-          f"{'vs base':>9}{'vs ctx/tab':>11}{'captured':>10}{'peak RSS MB':>13}")
+    print(
+        f"\n{'engine':<27}{'pages':<8}{'conc':>5}{'pages/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
+        f"{'vs base':>9}{'vs bound':>11}{'captured':>10}{'peak RSS MB':>13}"
+    )
     for r in results:
         ratio = f"{r.throughput / r.baseline:.2f}x" if r.baseline else "1.00x"
         per_tab = f"{r.throughput / r.per_tab:.2f}x" if r.per_tab else "-"
-        print(f"{r.name:<24}{r.pages:<8}{r.concurrency:>5}{r.throughput:>9.1f}{r.p50_ms:>9.0f}{r.p95_ms:>9.0f}"
-              f"{ratio:>9}{per_tab:>11}{r.captured:>9.0%}{r.peak_rss_mb:>13.0f}")
-    print(f"\n{args.pages} pages of each kind, {args.slots} slots/tabs; reproduce: .venv/bin/python "
-          f"bench/throughput.py --pages {args.pages} --slots {args.slots} "
-          f"--concurrency {' '.join(map(str, args.concurrency))}")
+        print(
+            f"{r.name:<27}{r.pages:<8}{r.concurrency:>5}{r.throughput:>9.1f}{r.p50_ms:>9.0f}{r.p95_ms:>9.0f}"
+            f"{ratio:>9}{per_tab:>11}{r.captured:>9.0%}{r.peak_rss_mb:>13.0f}"
+        )
+    print(
+        f"\n{args.pages} pages of each kind, {args.slots} slots/tabs; reproduce: .venv/bin/python "
+        f"bench/throughput.py --pages {args.pages} --slots {args.slots} "
+        f"--concurrency {' '.join(map(str, args.concurrency))}"
+    )
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ BASE_ARGS = (
     # process is suitable).
     "--renderer-process-limit=1",
 )
+REUSE_RENDERERS = BASE_ARGS[-1]
 
 #: One identity for both engines: a current desktop Chrome, not "HeadlessChrome", which many sites
 #: refuse on sight. Override with BROWSER_SERVICE_USER_AGENT.
