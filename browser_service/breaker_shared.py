@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ R = TypeVar("R")
 
 #: Optimistic transactions tried per change before giving up (then: the per-process fallback).
 TXN_TRIES = 16
+#: The pause after the n-th conflict is random in [0, n × this]: ~0.2 s at most in all, inside the link's timeout.
+TXN_BACKOFF_S = 0.0015
 
 
 @dataclass
@@ -163,7 +166,7 @@ class RedisBreakers(EmbeddedBreakers):
     async def _transact(self, host: str, key: str, change: Callable[[HostBreaker], R]) -> R:
         async def transaction(client: Any) -> R:
             async with client.pipeline(transaction=True) as pipe:
-                for _ in range(TXN_TRIES):
+                for attempt in range(TXN_TRIES):
                     try:
                         await pipe.watch(key)
                         now = await self.link.now(pipe)
@@ -185,6 +188,9 @@ class RedisBreakers(EmbeddedBreakers):
                         pipe.zremrangebyrank(self._index, 0, -(self.config.max_hosts + 1))
                         await pipe.execute()
                     except WatchError:
+                        # Another replica changed it first. A short random pause before trying again:
+                        # two replicas retrying in lockstep can otherwise starve one of them.
+                        await asyncio.sleep(random.uniform(0, TXN_BACKOFF_S * (attempt + 1)))
                         continue
                     if refusal is not None:
                         raise refusal

@@ -243,11 +243,17 @@ class BrowserEngine:
             refused = await self._refusal(lease, failed, top_responses)
             if isinstance(refused, ForbiddenTarget):
                 raise refused
-            blocked = self._blocked(lease, failed)
+            blocked, on_redirect = self._blocked(lease, failed)
             if blocked:
                 raw.warnings.append(
                     f"the network policy blocked {len(blocked)} sub-request(s) of the page, which did not "
                     f"load: {'; '.join(blocked[:3])}{' …' if len(blocked) > 3 else ''}"
+                )
+            if on_redirect:
+                raw.warnings.append(
+                    f"{len(on_redirect)} sub-request(s) of the page were redirected to an address the network "
+                    f"policy refuses or that could not be reached, and did not load: "
+                    f"{'; '.join(on_redirect[:3])}{' …' if len(on_redirect) > 3 else ''}"
                 )
             return raw
         finally:
@@ -299,15 +305,21 @@ class BrowserEngine:
         return None
 
     @staticmethod
-    def _blocked(lease: Lease, failed: list[Request]) -> list[str]:
-        """The lease's sub-requests the route guard or the egress proxy refused."""
+    def _blocked(lease: Lease, failed: list[Request]) -> tuple[list[str], list[str]]:
+        """The lease's sub-requests the route guard or the egress proxy refused; and those that
+        failed at the proxy on a redirect hop (Chromium sometimes reports a refused hop of a
+        ``fetch()`` under the first URL, whose own host the proxy had no trouble with)."""
         blocked = list(lease.guard.blocked)
+        on_redirect = []
         for request in failed:
             if not _proxy_failure(request.failure) or _is_main(lease, request):
                 continue
-            if isinstance(lease.egress.failure(*_host_port(request.url)), ForbiddenTarget):
+            failure = lease.egress.failure(*_host_port(request.url))
+            if isinstance(failure, ForbiddenTarget):
                 blocked.append(f"{request.resource_type} {request.url} (refused by the egress proxy)")
-        return blocked
+            elif failure is None:
+                on_redirect.append(f"{request.resource_type} {request.url}")
+        return blocked, on_redirect
 
     async def _read_through_navigations(
         self,
