@@ -50,7 +50,7 @@ from browser_service.chromium import BrowserNotFound, bundled_path, find_chromiu
 from browser_service.contract import PoolHealth, PoolState
 from browser_service.deadline import Deadline
 from browser_service.egress import Egress, PageGuard
-from browser_service.errors import BrowserError, Overloaded
+from browser_service.errors import BrowserError, FetchTimeout, Overloaded
 from browser_service.guard import NetworkPolicy
 from browser_service.isolation import REPLACE_AFTER, ContextTape, PageSlot, close_slot, open_slot, reset_slot
 from browser_service.settings import Settings
@@ -350,8 +350,15 @@ class BrowserPool:
             assert slot.guard is not None
             slot.guard.begin(slot.page)
             self._leased[slot] = deadline
+            wedged = False
             try:
                 yield Lease(slot.context, slot.page, handle.generation, slot.guard, self.egress)
+            except (FetchTimeout, BrowserError, TimeoutError, asyncio.CancelledError):
+                # The page may be stuck (a script spinning, a navigation that never ends). Cleaning
+                # it would navigate the stuck renderer to about:blank — and a renderer is reused for
+                # the slot's next page of the same site — so the slot gets a fresh context instead.
+                wedged = True
+                raise
             finally:
                 self._leased.pop(slot, None)
                 slot.guard.end()
@@ -361,7 +368,7 @@ class BrowserPool:
                     handle.retiring = True  # new leases go to a fresh browser from now on
                     self.recycles += 1
                 # Cleaning happens after the answer is on its way; the slot stays taken until it is done.
-                task = asyncio.create_task(self._checkin(handle, slot, started))
+                task = asyncio.create_task(self._checkin(handle, slot, started, reuse=not wedged))
                 self._checkins.add(task)
                 task.add_done_callback(self._checkins.discard)
                 handed_off = True
@@ -395,12 +402,13 @@ class BrowserPool:
         except PlaywrightError as exc:
             raise _browser_error(exc) from None
 
-    async def _checkin(self, handle: _Browser, slot: PageSlot, started: float) -> None:
+    async def _checkin(self, handle: _Browser, slot: PageSlot, started: float, *, reuse: bool = True) -> None:
         """Clean the slot for the next lease (or close it), then free the slot."""
         try:
             slot.uses += 1
             reusable = (
-                not slot.single_use
+                reuse
+                and not slot.single_use
                 and self._settings.isolation == "reset"
                 and slot.uses < REPLACE_AFTER
                 and not (handle.closed or handle.retiring or self._closing)

@@ -251,6 +251,11 @@ def _challenge_script(h: Handler) -> None:
     h.page("404.html", 404)
 
 
+def _spin(h: Handler) -> None:
+    """A page whose script never gives its renderer back (a busy loop after some text)."""
+    h.send(200, "<!doctype html><title>Spin</title><p>Spinning.</p><script>for (;;) {}</script>")
+
+
 def _rate_limited(h: Handler) -> None:
     h.send(429, "<html><body>Too many requests</body></html>", headers={"Retry-After": h.query.get("after", "2")})
 
@@ -611,6 +616,7 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/rate-limited": _rate_limited,
     "/gate": _hold,  # the same gate under the name the batch tests use
     "/challenge": _challenge,
+    "/spin": _spin,
     "/cdn-cgi/challenge-platform/h/b/orchestrate/chl_page/v1": _challenge_script,
     "/shrinking": _shrinking,
     "/hostile-text": lambda h: h.send(200, HOSTILE_TEXT),

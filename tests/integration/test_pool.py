@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -148,6 +149,25 @@ async def test_leases_are_isolated(site: FixtureServer, tmp_path: Path, isolatio
                 await lease.page.wait_for_selector("#seen[data-done]", state="attached")
             seen = await lease.page.text_content("#seen")
         assert seen == "seen: cookie,localStorage,sessionStorage,window.name,indexedDB,CacheStorage"
+
+
+async def test_a_lease_that_timed_out_gets_a_fresh_context_not_a_cleaning(
+    site: FixtureServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A page spinning its renderer cannot be cleaned (the navigation to about:blank would wait on
+    # it until the reset gives up): its slot is closed at once, and the next lease opens a new context.
+    caplog.set_level(logging.INFO, logger="browser_service.pool")
+    async with Fetcher(make_settings(tmp_path, pool_size=1)) as service:
+        ok = await fetch(service, site.url("/article.html"), render="browser")
+        await service.pool.drained()
+        assert ok.ok and service.pool.idle_slots == 1  # cleaned and kept
+        stuck = await fetch(service, site.url("/spin"), render="browser", timeout_ms=2000)
+        assert error_kind(stuck) == "timeout"
+        await service.pool.drained()
+        assert service.pool.idle_slots == 0  # closed, not cleaned
+        assert [r.getMessage() for r in caplog.records if "reset failed" in r.getMessage()] == []
+        after = await fetch(service, site.url("/article.html?again"), render="browser")
+        assert after.ok and after.markdown is not None and after.markdown.startswith("# How Lighthouses Work")
 
 
 async def test_browser_is_recycled_after_n_pages(site: FixtureServer, tmp_path: Path) -> None:
