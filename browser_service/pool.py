@@ -353,10 +353,11 @@ class BrowserPool:
             wedged = False
             try:
                 yield Lease(slot.context, slot.page, handle.generation, slot.guard, self.egress)
-            except (FetchTimeout, BrowserError, TimeoutError, asyncio.CancelledError):
+            except (FetchTimeout, BrowserError, TimeoutError):
                 # The page may be stuck (a script spinning, a navigation that never ends). Cleaning
                 # it would navigate the stuck renderer to about:blank — and a renderer is reused for
                 # the slot's next page of the same site — so the slot gets a fresh context instead.
+                # (A lease cancelled because its caller left is cleaned as usual: nothing says stuck.)
                 wedged = True
                 raise
             finally:
