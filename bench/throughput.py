@@ -18,8 +18,8 @@ at each concurrency level, in this one run:
   settle wait, extraction;
 * ``render=auto`` through ``Fetcher.fetch``: HTTP first, the browser only when the page needs it.
 
-For each: pages/s, p50/p95 latency, ratios to both baselines, the share of pages whose article
-text was really captured, and the peak RSS of this process and its children (Chromium).
+For each: pages/s, p50/p95 latency, ratios to plain Playwright and to the bound, the share of pages
+whose article text was really captured, and the peak RSS of this process and its children (Chromium).
 Targets (issue 2): browser on JS pages ≥ 0.8× plain Playwright; auto on static pages ≥ 3×.
 """
 

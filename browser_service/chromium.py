@@ -54,11 +54,12 @@ BASE_ARGS = (
     "--disable-features=" + ",".join(DISABLED_FEATURES),
     # Reuse a renderer process whenever one is suitable, rather than starting one per navigation.
     # Each pool slot is its own browser context, and a context's tab otherwise gets a new renderer
-    # (plus a spare one kept warm) for nearly every navigation: bench/throughput.py measured ~1
-    # process start per page and +30-50 % pages/s without it on a 2-core machine. Not a weaker
-    # isolation: a renderer is never shared between contexts, and with site isolation a process
-    # locked to one site never hosts another; the limit is soft (Chromium exceeds it when no
-    # process is suitable).
+    # (plus a spare one kept warm) for nearly every navigation: ~1 process start per page, and
+    # bench/throughput.py went 7.9 → 10.3 pages/s at concurrency 8 on a 2-core machine with this.
+    # Not a weaker isolation: a renderer is never shared between contexts, and with site isolation
+    # a process locked to one site never hosts another; the limit is soft (Chromium exceeds it when
+    # no process is suitable). A stuck renderer would be reused too: the pool closes a slot whose
+    # lease timed out instead of cleaning it (pool.py).
     "--renderer-process-limit=1",
 )
 REUSE_RENDERERS = BASE_ARGS[-1]
