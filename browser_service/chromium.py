@@ -36,6 +36,16 @@ DISABLED_FEATURES = (
     "AutofillServerCommunication",
 )
 
+#: Reuse a renderer process whenever one is suitable, rather than starting one per navigation.
+#: Each pool slot is its own browser context, and a context's tab otherwise gets a new renderer
+#: (plus a spare one kept warm) for nearly every navigation: ~1 process start per page, and
+#: bench/throughput.py went 7.9 → 10.3 pages/s at concurrency 8 on a 2-core machine with this.
+#: Not a weaker isolation: a renderer is never shared between contexts, and with site isolation
+#: a process locked to one site never hosts another; the limit is soft (Chromium exceeds it when
+#: no process is suitable). A stuck renderer would be reused too: the pool closes a slot whose
+#: lease timed out instead of cleaning it (pool.py).
+REUSE_RENDERERS = "--renderer-process-limit=1"
+
 #: Without the networking flags Chromium keeps opening background connections (updates, sync,
 #: safe browsing) that a closed network refuses; --no-sandbox is required when running as root.
 BASE_ARGS = (
@@ -52,17 +62,8 @@ BASE_ARGS = (
     "--metrics-recording-only",
     "--mute-audio",
     "--disable-features=" + ",".join(DISABLED_FEATURES),
-    # Reuse a renderer process whenever one is suitable, rather than starting one per navigation.
-    # Each pool slot is its own browser context, and a context's tab otherwise gets a new renderer
-    # (plus a spare one kept warm) for nearly every navigation: ~1 process start per page, and
-    # bench/throughput.py went 7.9 → 10.3 pages/s at concurrency 8 on a 2-core machine with this.
-    # Not a weaker isolation: a renderer is never shared between contexts, and with site isolation
-    # a process locked to one site never hosts another; the limit is soft (Chromium exceeds it when
-    # no process is suitable). A stuck renderer would be reused too: the pool closes a slot whose
-    # lease timed out instead of cleaning it (pool.py).
-    "--renderer-process-limit=1",
+    REUSE_RENDERERS,
 )
-REUSE_RENDERERS = BASE_ARGS[-1]
 
 #: One identity for both engines: a current desktop Chrome, not "HeadlessChrome", which many sites
 #: refuse on sight. Override with BROWSER_SERVICE_USER_AGENT.

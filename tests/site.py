@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import gzip
 import html
 import json
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "pages"
@@ -558,26 +560,31 @@ def _items(h: Handler) -> None:
 
 # --- the regression corpus (tests/regression/corpus.py): pages that behave like real sites' ------------
 
-#: Bot-protection answers, one per vendor: (page in fixtures/pages/blocked/, status, headers). Hand-written
-#: from the markers in ../shared/reference/antibot-markers.md: minimal, no third-party page copied.
-BLOCK_PAGES: dict[str, tuple[int, dict[str, str]]] = {
-    "datadome": (
-        403,
-        {"X-DataDome": "protected", "Set-Cookie": "datadome=fixtureDDcookie; Max-Age=31536000; Path=/; SameSite=Lax"},
-    ),
-    "perimeterx": (403, {"Set-Cookie": "_pxhd=fixture-pxhd:fixture; Path=/"}),
-    "akamai": (403, {"Server": "AkamaiGHost", "Mime-Version": "1.0"}),
-    "aws-waf-captcha": (405, {"x-amzn-waf-action": "captcha", "Set-Cookie": "aws-waf-token=; Path=/"}),
-    "hcaptcha": (200, {}),
-}
+#: Bot-protection answers: the detection corpus's hand-written vendor pages (fixtures/detect), served
+#: with the status, headers and cookies its manifest gives them — one copy of each page, not two.
+DETECT = PAGES.parent / "detect"
+
+
+@functools.cache
+def _detect_pages() -> dict[str, dict[str, Any]]:
+    """``blocks/*.html`` of the detection manifest by name (the first entry of a file: with headers)."""
+    entries: dict[str, dict[str, Any]] = {}
+    for entry in json.loads((DETECT / "manifest.json").read_text())["pages"]:
+        folder, _, file = entry["file"].partition("/")
+        if folder == "blocks" and file.endswith(".html"):
+            entries.setdefault(file.removesuffix(".html"), entry)
+    return entries
 
 
 def _blocked_page(h: Handler) -> None:
-    name = urlsplit(h.path).path.rsplit("/", 1)[-1]
-    if name not in BLOCK_PAGES:
+    """``/blocked/NAME``: ``fixtures/detect/blocks/NAME.html`` as its vendor answers it."""
+    entry = _detect_pages().get(urlsplit(h.path).path.rsplit("/", 1)[-1])
+    if entry is None:
         return h.page("404.html", 404)
-    status, headers = BLOCK_PAGES[name]
-    h.send(status, (PAGES / "blocked" / f"{name}.html").read_bytes(), headers=headers)
+    headers = dict(entry["headers"])
+    if entry["cookies"]:
+        headers["Set-Cookie"] = entry["cookies"][0]
+    h.send(entry["status"], (DETECT / entry["file"]).read_bytes(), headers=headers)
 
 
 def _swap(h: Handler) -> None:
