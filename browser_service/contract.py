@@ -549,7 +549,11 @@ class QuarantineDecision(BaseModel):
     decision: Literal["approved", "rejected"]
     url: str
     accepted: list[str] = Field(
-        default_factory=list, description="Approved: finding codes no longer held against this URL."
+        default_factory=list,
+        description=(
+            "Approved: finding codes no longer held against this URL (thin, block_markers, lost_text;"
+            " shrunk and drift are judged against the approved copy from then on)."
+        ),
     )
 
 

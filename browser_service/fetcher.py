@@ -744,12 +744,15 @@ class Fetcher:
         return held.item if held is not None else None
 
     async def approve(self, item_id: str) -> QuarantineDecision | None:
-        """Store the held result as the good copy and stop holding its findings against the URL."""
+        """Store the held result as the good copy and stop holding its page's own findings (thin,
+        block markers, lost text) against the URL. Findings against the good copy (shrunk, drift)
+        are settled by its becoming the good copy: the next change is judged against it."""
         held = await self.quarantine.take(item_id)
         if held is None:
             return None
         await self.cache.put(held.key, held.entry)
-        accepted = await self.quarantine.accept(held.item.url, held.codes)
+        own = [code for code in held.codes if code not in quality.BASELINE_CODES]
+        accepted = await self.quarantine.accept(held.item.url, own)
         return QuarantineDecision(id=item_id, decision="approved", url=held.item.url, accepted=accepted)
 
     async def reject(self, item_id: str) -> QuarantineDecision | None:

@@ -58,6 +58,9 @@ LIVE_DRIFT_THRESHOLD = 0.05
 DRIFT_MIN_WORDS = 50
 #: Every finding code (a closed set: the metrics label them).
 CODES = ("block_markers", "thin", "shrunk", "lost_text", "drift")
+#: Codes measured against the last good copy. Approving a held result makes it that copy, which
+#: settles them; accepting them for the URL as well would hide the page's next change.
+BASELINE_CODES = frozenset({"shrunk", "drift"})
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 A result lands here when it passed transport and detection but ``quality.assess`` found it wrong.
 An operator (or an agent) lists them, looks at the findings and the excerpt, and decides:
 
-* **approve** — the stored page becomes the cached good copy, and the finding codes it tripped are
-  accepted for that URL from then on (a page that really is short stops being quarantined);
+* **approve** — the stored page becomes the cached good copy, against which the next fetch is
+  judged (so ``shrunk`` and ``drift`` are settled and still catch the page's next change), and the
+  page's own finding codes (``thin``, ``block_markers``, ``lost_text``) are accepted for that URL
+  from then on (a page that really is short stops being quarantined);
 * **reject** — the item is dropped; the URL's last good copy stays the baseline.
 
 Items live next to the cache (diskcache in ``<cache_dir>/quarantine``), so they survive a restart;

@@ -86,3 +86,27 @@ async def test_drift_off_when_the_threshold_is_zero(tmp_path: Path, origin: Fixt
         swapped = await fetch(service, url)
         assert swapped.ok and swapped.quality is None
         assert swapped.markdown is not None and swapped.markdown.startswith("# Tide Tables Explained")
+
+
+async def test_approving_a_drifted_page_makes_it_the_good_copy_and_the_next_swap_is_caught(
+    service: Fetcher, origin: FixtureServer
+) -> None:
+    url = origin.url("/swap?approve=1")
+    assert (await fetch(service, url)).ok
+    origin.swapped = lambda page: OTHER_ARTICLE
+    suspect = await fetch(service, url, max_age_s=0, allow_stale=False)
+    assert suspect.error is not None and suspect.error.quarantine_id is not None
+
+    # The site really moved to the other article: approved, it is the copy later fetches are
+    # measured against — not a licence for the URL to drift from then on.
+    decision = await service.approve(suspect.error.quarantine_id)
+    assert decision is not None and decision.decision == "approved" and decision.accepted == []
+    moved = await fetch(service, url, max_age_s=0, allow_stale=False)
+    assert moved.ok and moved.quality is not None and moved.quality.verdict == "ok"
+    assert float(signals(moved)["baseline_similarity"]) == 1.0
+    assert moved.markdown is not None and moved.markdown.startswith("# Tide Tables Explained")
+
+    origin.swapped = None  # and back to the lighthouse article: a different page again
+    again = await fetch(service, url, max_age_s=0, allow_stale=False)
+    assert error_kind(again) == "suspect_content" and again.error is not None
+    assert "drift: similarity 0.0" in again.error.message
