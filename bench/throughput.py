@@ -11,9 +11,12 @@ at each concurrency level, in this one run:
   isolation, no extraction, no waiting for content that arrives after ``load``;
 * Playwright ctx/tab: the same with one context per tab — the slot layout an isolating pool needs,
   but never cleaned; separate contexts alone cost Chromium much of its throughput;
-* ctx/tab, reused renderers: the same with the service's ``--renderer-process-limit=1`` — the
-  fastest isolated layout, with no cleaning, no settle wait and no extraction: the bound for any
-  service that isolates requests (the "vs bound" column);
+* ctx/tab+flags: the same launched with the service's flags (renderer reuse, its feature list) —
+  still never cleaned, so not isolated between the pages a tab loads: the ceiling;
+* ctx/tab+flags+blank: the same, each tab sent to ``about:blank`` after its page (in the
+  background, as the service cleans a slot after the lease) — the least any pool that isolates
+  leases must do, since a document has to be gone before its state can be cleared: the bound for
+  the service (the "vs bound" column), with no clearing, no settle wait and no extraction;
 * ``render=browser`` through ``Fetcher.fetch``: isolated slots cleaned after every lease, the
   settle wait, extraction;
 * ``render=auto`` through ``Fetcher.fetch``: HTTP first, the browser only when the page needs it.
@@ -39,9 +42,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
-from playwright.async_api import async_playwright
+from playwright.async_api import Page, async_playwright
 
-from browser_service.chromium import REUSE_RENDERERS, locate
+from browser_service.chromium import DISABLED_FEATURES, REUSE_RENDERERS, locate
 from browser_service.contract import FetchRequest
 from browser_service.fetcher import Fetcher
 from browser_service.settings import Settings
@@ -210,35 +213,58 @@ async def run_baseline(
     warmup: list[str],
     *,
     per_tab_context: bool,
-    reuse_renderers: bool = False,
+    service_flags: bool = False,
+    blank_between: bool = False,
 ) -> Result:
     async with async_playwright() as pw:
         with MemoryWatch() as memory:
-            # Playwright's own launch flags, as a user's script would have them: not the service's
-            # (whose --renderer-process-limit would put all tabs of the one context in one renderer).
-            # ``reuse_renderers`` adds that one flag to the per-tab layout: the fastest isolated
-            # layout there is, with no cleaning, no waiting and no extraction — the bound for the service.
-            args = [REUSE_RENDERERS] if reuse_renderers else []
+            # Playwright's own launch flags, as a user's script would have them, unless
+            # ``service_flags``: then also the service's renderer reuse and feature list (chromium.py),
+            # which make Chromium itself cheaper per navigation. Not for the one-context layout, where
+            # --renderer-process-limit would put all tabs in one renderer.
+            args = [REUSE_RENDERERS, "--disable-features=" + ",".join(DISABLED_FEATURES)] if service_flags else []
             browser = await pw.chromium.launch(executable_path=executable, args=args)
             count = max(tabs, concurrency)
-            if per_tab_context:  # the slot layout an isolating pool needs, minus the cleaning
+            if per_tab_context:  # the slot layout an isolating pool needs
                 pages = [await (await browser.new_context()).new_page() for _ in range(count)]
             else:
                 context = await browser.new_context()
                 pages = [await context.new_page() for _ in range(count)]
+            free: asyncio.Queue[Page] = asyncio.Queue()
+            for page in pages:
+                free.put_nowait(page)
+            cleaning: set[asyncio.Task[None]] = set()
+
+            async def to_blank(page: Page) -> None:
+                await page.goto("about:blank")
+                free.put_nowait(page)
 
             async def one(slot: int, url: str) -> bool:
-                await pages[slot].goto(url, wait_until="load")
-                return marker(number_of(url)) in await pages[slot].content()
+                page = await free.get()
+                await page.goto(url, wait_until="load")
+                captured = marker(number_of(url)) in await page.content()
+                if blank_between:
+                    # The least any pool that isolates leases must do: end the previous document
+                    # (its scripts, its unload handlers) before its state can be cleared. Done after
+                    # the answer, as the service cleans a slot after the lease; the tab is free again
+                    # when it is blank.
+                    task = asyncio.ensure_future(to_blank(page))
+                    cleaning.add(task)
+                    task.add_done_callback(cleaning.discard)
+                else:
+                    free.put_nowait(page)
+                return captured
 
             await drive(warmup, concurrency, one)
             seconds, latencies, captured = await drive(urls, concurrency, one)
+            await asyncio.gather(*cleaning)
             await browser.close()
-    name = (
-        ("ctx/tab, reused renderers" if reuse_renderers else "Playwright ctx/tab")
-        if per_tab_context
-        else "plain Playwright"
-    )
+    if not per_tab_context:
+        name = "plain Playwright"
+    elif not service_flags:
+        name = "Playwright ctx/tab"
+    else:
+        name = "ctx/tab+flags+blank" if blank_between else "ctx/tab+flags"
     return summarise(name, urls, concurrency, seconds, latencies, captured, memory.peak)
 
 
@@ -316,8 +342,20 @@ async def run(args: argparse.Namespace, executable: str) -> None:
             per_tab = await run_baseline(pages, concurrency, args.slots, executable, warm, per_tab_context=True)
             per_tab.baseline = baseline.throughput
             results.append(per_tab)
+            ceiling = await run_baseline(
+                pages, concurrency, args.slots, executable, warm, per_tab_context=True, service_flags=True
+            )
+            ceiling.baseline = baseline.throughput
+            results.append(ceiling)
             bound = await run_baseline(
-                pages, concurrency, args.slots, executable, warm, per_tab_context=True, reuse_renderers=True
+                pages,
+                concurrency,
+                args.slots,
+                executable,
+                warm,
+                per_tab_context=True,
+                service_flags=True,
+                blank_between=True,
             )
             bound.baseline = baseline.throughput
             results.append(bound)
@@ -334,10 +372,10 @@ async def run(args: argparse.Namespace, executable: str) -> None:
     )
     for r in results:
         ratio = f"{r.throughput / r.baseline:.2f}x" if r.baseline else "1.00x"
-        per_tab = f"{r.throughput / r.per_tab:.2f}x" if r.per_tab else "-"
+        vs_bound = f"{r.throughput / r.per_tab:.2f}x" if r.per_tab else "-"
         print(
             f"{r.name:<27}{r.pages:<8}{r.concurrency:>5}{r.throughput:>9.1f}{r.p50_ms:>9.0f}{r.p95_ms:>9.0f}"
-            f"{ratio:>9}{per_tab:>11}{r.captured:>9.0%}{r.peak_rss_mb:>13.0f}"
+            f"{ratio:>9}{vs_bound:>11}{r.captured:>9.0%}{r.peak_rss_mb:>13.0f}"
         )
     print(
         f"\n{args.pages} pages of each kind, {args.slots} slots/tabs; reproduce: .venv/bin/python "

@@ -34,6 +34,12 @@ DISABLED_FEATURES = (
     # ours: background traffic to Google services that a closed network refuses
     "Translate",
     "AutofillServerCommunication",
+    # ours: RenderDocument builds a new frame host (document host, frame state, V8 setup in browser
+    # and renderer) for every cross-document navigation, even within one site; without it Chromium
+    # reuses the frame host for same-site navigations, which changes nothing a page can see. A slot
+    # navigates twice per lease (to the page, then to about:blank): bench/throughput.py went from
+    # 0.54-0.55x to 0.63-0.65x plain Playwright with it off.
+    "RenderDocument",
 )
 
 #: Reuse a renderer process whenever one is suitable, rather than starting one per navigation.
