@@ -21,6 +21,7 @@ from browser_service.fetcher import Fetcher
 from browser_service.metrics import CONTENT_TYPE_LATEST
 from browser_service.readiness import ReadinessProbe, ReadyReport
 from browser_service.settings import Settings
+from browser_service.shared import SharedUnavailable
 from browser_service.traces import Trace
 
 
@@ -52,13 +53,24 @@ def operations_router(service: Fetcher, settings: Settings, auth: list[Any]) -> 
     @router.get("/v1/traces/{trace_id}", response_model=Trace, dependencies=auth)
     async def trace(trace_id: str) -> Trace:
         """The trace of a recent fetch: the request (no header or cookie values), attempts, outcome, timings."""
-        found = service.telemetry.traces.get(trace_id)
-        if found is None:
+        telemetry = service.telemetry
+        size = telemetry.traces.size
+        kept = f"this replica keeps the traces of its last {size} fetches (BROWSER_SERVICE_TRACE_BUFFER)"
+        try:
+            found = await telemetry.find(trace_id)
+        except SharedUnavailable as exc:  # what this replica has is all it can say now
             raise StarletteHTTPException(
-                404,
-                f"No trace {trace_id!r}: this replica keeps the traces of its last "
-                f"{service.telemetry.traces.size} fetches (BROWSER_SERVICE_TRACE_BUFFER), in memory only.",
+                503, f"No trace {trace_id!r} here ({kept}), and Redis, where every replica's are, did not answer: {exc}"
+            ) from None
+        if found is None:
+            shared = telemetry.shared
+            also = (
+                f"; Redis, those of the last {shared.size} fetches of all replicas"
+                " (BROWSER_SERVICE_SHARED_TRACE_BUFFER)"
+                if shared is not None
+                else ", in memory only"
             )
+            raise StarletteHTTPException(404, f"No trace {trace_id!r}: {kept}{also}.")
         return found
 
     return router

@@ -74,6 +74,7 @@ from browser_service.sessions import LiveSession, RedisSessionStore, SessionStor
 from browser_service.settings import Settings
 from browser_service.shared import RedisLink
 from browser_service.telemetry import Telemetry, observed
+from browser_service.traces_shared import RedisTraces
 from browser_service.watchdog import Watchdog
 from extractors import Extraction
 
@@ -170,6 +171,8 @@ class Fetcher:
         self.admission = Admission(self.settings.key_concurrency, self.settings.shutdown_grace_s)
         # Observability: each fetch's trace, log event and metrics (telemetry.py); slot heartbeats (watchdog.py).
         self.telemetry = Telemetry(s)
+        if self.shared is not None:
+            self.telemetry.shared = RedisTraces(self.shared, s.shared_trace_buffer)
         self.watchdog = Watchdog(
             self.pool,
             interval_s=s.heartbeat_interval_s,
@@ -195,6 +198,7 @@ class Fetcher:
         await self.cache.aclose()
         await self.quarantine.aclose()
         self.sessions.close()
+        await self.telemetry.aclose()
         if self.shared is not None:
             await self.shared.aclose()
         self._cpu.shutdown(wait=False, cancel_futures=True)

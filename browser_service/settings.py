@@ -171,6 +171,12 @@ class Settings(BaseSettings):
     trace_buffer: int = Field(
         1_000, ge=0, le=100_000, description="Recent fetches whose trace GET /v1/traces/{id} can show (0: none)."
     )
+    shared_trace_buffer: int = Field(
+        10_000,
+        ge=0,
+        le=1_000_000,
+        description="With Redis: recent fetches of all replicas together whose trace any replica can show (0: none).",
+    )
     metrics_max_hosts: int = Field(
         50, ge=0, le=10_000, description="Hosts whose breaker state /metrics exports one by one (bounds cardinality)."
     )

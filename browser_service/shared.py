@@ -1,9 +1,10 @@
 """The link to Redis, the shared-state engine several replicas act as one through.
 
 With ``BROWSER_SERVICE_REDIS_URL`` set, the page cache (``RedisCacheStore``), the host breakers
-(``breaker_shared.RedisBreakers``), a host's Retry-After and pacing (``limits.RedisHostTimes``) and
-named sessions (``sessions.RedisSessionStore``) keep their state in one Redis; without it everything
-stays embedded. Every store talks to Redis through :meth:`RedisLink.call`, which:
+(``breaker_shared.RedisBreakers``), a host's Retry-After and pacing (``limits.RedisHostTimes``),
+named sessions (``sessions.RedisSessionStore``) and traces (``traces_shared.RedisTraces``) keep their
+state in one Redis; without it everything stays embedded. Every store talks to Redis through
+:meth:`RedisLink.call`, which:
 
 * **bounds every call** (``timeout_s``, default 0.5 s, as the socket timeouts too), so a Redis that
   hangs costs a request at most that, never its deadline;

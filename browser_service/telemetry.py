@@ -3,7 +3,8 @@
 ``Fetcher.fetch`` is wrapped by :func:`observed`, so every entry point (REST, MCP, CLI, batch)
 is observed the same way and the pipeline's code stays about the pipeline. The wrapper times the
 fetch (``timings.py`` collects its per-phase spans from ``Deadline.run``), and when the answer is
-ready builds its :class:`~browser_service.traces.Trace`, keeps it (``traces.py``), logs the
+ready builds its :class:`~browser_service.traces.Trace`, keeps it (``traces.py``; with Redis, also
+where every replica finds it: ``traces_shared.py``), logs the
 ``fetch`` event (``logs.py``) and counts it (``metrics.py``). A fetch cancelled because its client
 went away is counted and logged as ``cancelled``. Telemetry never fails a fetch: an error in it is
 logged and the answer goes out.
@@ -24,21 +25,58 @@ from browser_service.guard import host_key
 from browser_service.metrics import FetchMetrics
 from browser_service.settings import Settings
 from browser_service.timings import Timings, timing
+from browser_service.traces_shared import RedisTraces
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
+R = TypeVar("R")
+
+
+#: How long an answer waits for its trace to reach Redis: long enough that the ``trace_id`` it
+#: carries is found through any replica (a write takes well under a millisecond), short enough that
+#: a Redis in trouble costs an answer little; a slower write finishes in the background.
+SHARE_WAIT_S = 0.1
+#: The longest shutdown waits for trace writes still running.
+CLOSE_WAIT_S = 2.0
 
 
 class Telemetry:
     def __init__(self, settings: Settings) -> None:
         self.traces = traces.TraceRing(settings.trace_buffer)
         self.metrics = FetchMetrics()
+        #: Every replica's traces (Redis), when replicas share state; set by the Fetcher.
+        self.shared: RedisTraces | None = None
+        self._sharing: set[asyncio.Task[None]] = set()
 
-    def finished(self, request: FetchRequest, response: FetchResponse, spans: Timings, started_at: datetime) -> None:
+    def finished(
+        self, request: FetchRequest, response: FetchResponse, spans: Timings, started_at: datetime
+    ) -> traces.Trace:
         trace = traces.build(request, response, spans, started_at, spans.elapsed_s())
         self.traces.add(trace)
         self.metrics.observe(trace)
         logs.fetch_event(trace)
+        return trace
+
+    async def share(self, trace: traces.Trace) -> None:
+        """Write the trace to Redis, waiting up to :data:`SHARE_WAIT_S` for it."""
+        if self.shared is None:
+            return
+        task = asyncio.ensure_future(self.shared.put(trace))
+        self._sharing.add(task)  # held until done: a task nobody references may be collected mid-way
+        task.add_done_callback(self._sharing.discard)
+        await asyncio.wait({task}, timeout=SHARE_WAIT_S)  # a timeout leaves it running
+
+    async def find(self, trace_id: str) -> traces.Trace | None:
+        """A trace by id: this replica's ring, then (with Redis) every replica's."""
+        found = self.traces.get(trace_id)
+        if found is None and self.shared is not None:
+            found = await self.shared.get(trace_id)  # SharedUnavailable: the caller says so
+        return found
+
+    async def aclose(self) -> None:
+        """Let the last writes to Redis finish (each is bounded by the Redis link's own timeout)."""
+        if self._sharing:
+            await asyncio.wait(set(self._sharing), timeout=CLOSE_WAIT_S)
 
     def cancelled(self, request: FetchRequest, spans: Timings) -> None:
         duration_s = spans.elapsed_s()
@@ -82,14 +120,17 @@ def observed(
                 raise
             finally:
                 telemetry.metrics.in_flight.dec()
-            _safely(lambda: telemetry.finished(request, response, spans, started_at))
+            trace = _safely(lambda: telemetry.finished(request, response, spans, started_at))
+            if trace is not None:
+                await telemetry.share(trace)
         return response
 
     return wrapper
 
 
-def _safely(action: Callable[[], None]) -> None:
+def _safely(action: Callable[[], R]) -> R | None:
     try:
-        action()
+        return action()
     except Exception:
         log.exception("telemetry failed (the answer is not affected)")
+        return None

@@ -4,6 +4,7 @@ directories, sharing one real redis-server.
 * a page cached through A is a cache hit through B;
 * a host failing through A is ``circuit_open`` on B, which does not contact it;
 * a session created through A signs in through B and is signed in through A;
+* the trace of a fetch through A is found through B;
 * stopping A (SIGTERM) loses no request sent to B, in flight or after.
 
 Every step waits on something it can observe (a log line, the origin's count of arrivals, an
@@ -131,6 +132,20 @@ def test_a_host_failing_through_a_is_open_on_b(replicas: tuple[Replica, Replica]
     hosts = [HostStatus.model_validate(h) for h in b.get("/v1/hosts").json()]
     named = host_key(by_name(origin, "/"))  # fetched once through A (the cache test): B lists it too
     assert [(h.host, h.circuit, h.calls, h.failures) for h in hosts] == [(host, "open", 2, 2), (named, "closed", 1, 0)]
+
+
+def test_the_trace_of_a_fetch_through_a_is_found_through_b(
+    replicas: tuple[Replica, Replica], origin: FixtureServer
+) -> None:
+    a, b = replicas
+    status, answer = a.fetch(by_name(origin, "/article.html?trace=1"), max_age_s=0)
+    assert status == 200 and answer.ok and answer.trace_id is not None
+    through_a, through_b = a.get(f"/v1/traces/{answer.trace_id}"), b.get(f"/v1/traces/{answer.trace_id}")
+    assert through_a.status_code == through_b.status_code == 200
+    assert through_b.json() == through_a.json()  # A's own ring and Redis hold the same trace
+    assert through_b.json()["outcome"] == "ok" and through_b.json()["request"]["url"].endswith("?trace=1")
+    missing = b.get("/v1/traces/0123456789abcdef0123456789abcdef")
+    assert missing.status_code == 404 and "the last 10000 fetches of all replicas" in missing.text
 
 
 def test_a_session_created_on_a_works_on_b(replicas: tuple[Replica, Replica], origin: FixtureServer) -> None:

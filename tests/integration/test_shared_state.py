@@ -2,7 +2,7 @@
 Redis (each with its own link, as two processes would have), and what one does the other sees.
 
 Cache entries, breaker circuits and half-open trial places, a host's Retry-After and pacing,
-session records and their turns; and Redis going away: every store answers at once (a miss, the
+session records and their turns, traces; and Redis going away: every store answers at once (a miss, the
 per-process breakers, a typed error for sessions), the health report says so, and it comes back.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from browser_service.breaker import BreakerConfig, Breakers, CircuitOpenRefusal
 from browser_service.breaker_shared import RedisBreakers
 from browser_service.cache import CacheEntry, RedisCacheStore
-from browser_service.contract import FetchRequest
+from browser_service.contract import FetchRequest, FetchResponse
 from browser_service.deadline import Deadline
 from browser_service.errors import FetchTimeout, Overloaded, SessionNotFound
 from browser_service.fetcher import Fetcher
@@ -27,6 +27,7 @@ from browser_service.limits_shared import RedisHostTimes
 from browser_service.sessions import RedisSessionStore
 from browser_service.shared import RedisLink, SharedUnavailable
 from tests.conftest import make_settings
+from tests.integration.test_api import running
 from tests.redis_server import RedisServer
 from tests.site import FixtureServer
 
@@ -295,3 +296,45 @@ async def test_a_fetcher_without_redis_still_answers_and_reports_it(
         health = await service.health()
         assert health.status == "degraded" and health.cache.backend == "redis"
         assert health.shared_state is not None and health.shared_state.state == "unavailable"
+
+
+# --- traces --------------------------------------------------------------------------------------
+
+
+async def test_traces_are_found_through_the_other_replica_and_bounded_by_count(
+    tmp_path: Path, redis_server: RedisServer, site: FixtureServer
+) -> None:
+    redis_server.flush()
+    shared = {"redis_url": redis_server.url, "redis_timeout_ms": 5000, "shared_trace_buffer": 2}
+    async with (
+        Fetcher(make_settings(tmp_path / "a", **shared)) as a,
+        Fetcher(make_settings(tmp_path / "b", **shared)) as b,
+    ):
+        answers = [
+            await a.fetch(FetchRequest.model_validate({"url": site.url(f"/article.html?t={i}"), "render": "http"}))
+            for i in range(3)
+        ]
+        ids = [answer.trace_id for answer in answers]
+        assert all(answer.ok for answer in answers) and None not in ids
+        assert b.telemetry.traces.get(ids[2]) is None  # not in B's own ring: B reads Redis
+        for trace_id in ids[1:]:
+            assert await b.telemetry.find(trace_id) == a.telemetry.traces.get(trace_id)
+        assert await b.telemetry.find(ids[0]) is None  # the oldest beyond the bound of 2 is gone
+        assert await a.telemetry.find(ids[0]) is not None  # A's own ring still has it
+
+
+async def test_when_redis_stops_a_trace_lookup_says_so_and_fetches_go_on(
+    tmp_path: Path, own_redis: RedisServer, site: FixtureServer
+) -> None:
+    settings = make_settings(tmp_path, redis_url=own_redis.url, redis_timeout_ms=5000)
+    async with running(settings) as (client, _):
+        request = {"url": site.url("/article.html?redis=down"), "render": "http"}
+        before = FetchResponse.model_validate((await client.post("/v1/fetch", json=request)).json())
+        own_redis.stop()
+        after = FetchResponse.model_validate((await client.post("/v1/fetch", json=request)).json())
+        assert before.ok and after.ok and after.trace_id is not None
+        # This replica's own traces are still served; one it does not have may be on another replica.
+        assert (await client.get(f"/v1/traces/{after.trace_id}")).json()["trace_id"] == after.trace_id
+        unknown = await client.get("/v1/traces/0123456789abcdef0123456789abcdef")
+        assert unknown.status_code == 503
+        assert "and Redis, where every replica's are, did not answer" in unknown.json()["detail"]
