@@ -52,6 +52,7 @@ from browser_service.errors import ERROR_CLASSES, FetchError, InvalidRequest
 from browser_service.fetcher import Fetcher
 from browser_service.mcp_server import StreamableHTTP
 from browser_service.settings import Settings
+from browser_service.shared import SharedUnavailable
 from browser_service.tools import tool_definitions
 
 T = TypeVar("T")
@@ -212,6 +213,15 @@ def create_app(settings: Settings | None = None, fetcher: Fetcher | None = None)
             body = json.loads(await request.body())
             url = body.get("url", "") if isinstance(body, dict) and isinstance(body.get("url"), str) else ""
         return _invalid(url, _describe(list(exc.errors())))
+
+    @app.exception_handler(SharedUnavailable)
+    async def shared_unavailable(request: Request, exc: SharedUnavailable) -> JSONResponse:
+        # A review call (quarantine) needs the state all replicas share; a fetch never gets here.
+        return JSONResponse(
+            {"detail": f"Redis, where the replicas' shared state is, did not answer: {exc}. Retry shortly."},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:

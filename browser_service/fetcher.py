@@ -66,7 +66,8 @@ from browser_service.guard import NetworkPolicy, host_key
 from browser_service.limits import HostLimits, LimitsConfig, LimitWait, RetryAfterActive
 from browser_service.limits_shared import RedisHostTimes
 from browser_service.pool import BrowserPool
-from browser_service.quarantine import QuarantineStore
+from browser_service.quarantine import Quarantine, QuarantineStore
+from browser_service.quarantine_shared import RedisQuarantineStore
 from browser_service.render_policy import needs_browser
 from browser_service.retry import MIN_TRY_S, RetryPolicy, with_retries
 from browser_service.robots import RobotsRules
@@ -129,8 +130,10 @@ class Fetcher:
         self.robots = RobotsRules(self.http)
         if tape is not None:  # DNS answers, browser contexts, the egress proxy
             tape.attach(self.policy, self.pool)
-        self.quarantine = QuarantineStore(
-            self.settings.cache_dir / "quarantine", max_items=self.settings.quarantine_max_items
+        self.quarantine: Quarantine = (
+            RedisQuarantineStore(self.shared, max_items=self.settings.quarantine_max_items)
+            if self.shared is not None
+            else QuarantineStore(self.settings.cache_dir / "quarantine", max_items=self.settings.quarantine_max_items)
         )
         s = self.settings
         ttl, max_ttl, most = s.session_ttl_s, s.session_max_ttl_s, s.session_max_count
@@ -751,12 +754,18 @@ class Fetcher:
         """Store the held result as the good copy and stop holding its page's own findings (thin,
         block markers, lost text) against the URL. Findings against the good copy (shrunk, drift)
         are settled by its becoming the good copy: the next change is judged against it."""
-        held = await self.quarantine.take(item_id)
+        held = await self.quarantine.take(item_id)  # first, so two approvals at once decide once
         if held is None:
             return None
-        await self.cache.put(held.key, held.entry)
         own = [code for code in held.codes if code not in quality.BASELINE_CODES]
-        accepted = await self.quarantine.accept(held.item.url, own)
+        try:
+            await self.cache.put(held.key, held.entry)
+            accepted = await self.quarantine.accept(held.item.url, own)
+        except BaseException:
+            # Not decided after all (the cache or Redis failed): the item goes back for another try.
+            with contextlib.suppress(Exception):
+                await self.quarantine.restore(held)
+            raise
         return QuarantineDecision(id=item_id, decision="approved", url=held.item.url, accepted=accepted)
 
     async def reject(self, item_id: str) -> QuarantineDecision | None:

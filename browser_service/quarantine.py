@@ -10,7 +10,9 @@ An operator (or an agent) lists them, looks at the findings and the excerpt, and
 * **reject** — the item is dropped; the URL's last good copy stays the baseline.
 
 Items live next to the cache (diskcache in ``<cache_dir>/quarantine``), so they survive a restart;
-the store is bounded (oldest items go first) so a misbehaving site cannot fill the disk.
+with Redis, they live there for all replicas (``quarantine_shared.py``), so an item held through
+one replica is reviewed through any. Either store is bounded (oldest items go first) so a
+misbehaving site cannot fill the disk or Redis.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import diskcache
 from pydantic import BaseModel
@@ -44,7 +46,61 @@ class Held(BaseModel):
     codes: list[str]
 
 
+class Quarantine(Protocol):
+    """Where held results live: on this replica's disk (:class:`QuarantineStore`), or in Redis for
+    all replicas (``quarantine_shared.RedisQuarantineStore``)."""
+
+    async def hold(
+        self,
+        *,
+        key: str,
+        entry: CacheEntry,
+        text: str,
+        findings: list[str],
+        codes: list[str],
+        baseline_chars: int | None,
+    ) -> QuarantineItem: ...
+
+    async def newest(self, *, limit: int = 100) -> tuple[list[QuarantineItem], int]: ...
+
+    async def get(self, item_id: str) -> Held | None: ...
+
+    async def take(self, item_id: str) -> Held | None: ...
+
+    async def restore(self, held: Held) -> None: ...
+
+    async def accept(self, url: str, codes: list[str]) -> list[str]: ...
+
+    async def accepted(self, url: str) -> frozenset[str]: ...
+
+    async def count(self) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
+def held(
+    *, key: str, entry: CacheEntry, text: str, findings: list[str], codes: list[str], baseline_chars: int | None
+) -> Held:
+    """A new item for a result that looked wrong, with what approving it needs."""
+    item = QuarantineItem(
+        id=uuid.uuid4().hex[:16],
+        url=entry.url,
+        final_url=entry.final_url,
+        engine=entry.engine,
+        status_code=entry.status_code,
+        title=entry.title,
+        quarantined_at=datetime.fromtimestamp(time.time(), UTC),
+        findings=findings,
+        text_chars=len(text),
+        baseline_chars=baseline_chars,
+        excerpt=text[:EXCERPT_CHARS],
+    )
+    return Held(item=item, key=key, entry=entry, codes=codes)
+
+
 class QuarantineStore:
+    """The quarantine on this replica's disk (diskcache, next to the cache)."""
+
     def __init__(self, directory: Path, *, max_items: int = MAX_ITEMS) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         # diskcache.Index keeps insertion order: the oldest item is the first to drop.
@@ -69,22 +125,9 @@ class QuarantineStore:
         codes: list[str],
         baseline_chars: int | None,
     ) -> QuarantineItem:
-        item = QuarantineItem(
-            id=uuid.uuid4().hex[:16],
-            url=entry.url,
-            final_url=entry.final_url,
-            engine=entry.engine,
-            status_code=entry.status_code,
-            title=entry.title,
-            quarantined_at=datetime.fromtimestamp(time.time(), UTC),
-            findings=findings,
-            text_chars=len(text),
-            baseline_chars=baseline_chars,
-            excerpt=text[:EXCERPT_CHARS],
-        )
-        held = Held(item=item, key=key, entry=entry, codes=codes)
-        await self._run(self._add, item.id, held.model_dump_json())
-        return item
+        new = held(key=key, entry=entry, text=text, findings=findings, codes=codes, baseline_chars=baseline_chars)
+        await self._run(self._add, new.item.id, new.model_dump_json())
+        return new.item
 
     def _add(self, item_id: str, payload: str) -> None:
         self._items[item_id] = payload
@@ -114,6 +157,10 @@ class QuarantineStore:
         """Remove and return an item (approval and rejection both end its stay)."""
         payload = await self._run(self._items.pop, item_id, None)
         return Held.model_validate_json(payload) if payload is not None else None
+
+    async def restore(self, held: Held) -> None:
+        """Put back an item taken for a decision that could not be completed."""
+        await self._run(self._add, held.item.id, held.model_dump_json())
 
     async def accept(self, url: str, codes: list[str]) -> list[str]:
         """Stop holding ``codes`` against ``url``; the full accepted set is returned."""

@@ -2,8 +2,9 @@
 
 With ``BROWSER_SERVICE_REDIS_URL`` set, the page cache (``RedisCacheStore``), the host breakers
 (``breaker_shared.RedisBreakers``), a host's Retry-After and pacing (``limits.RedisHostTimes``),
-named sessions (``sessions.RedisSessionStore``) and traces (``traces_shared.RedisTraces``) keep their
-state in one Redis; without it everything stays embedded. Every store talks to Redis through
+named sessions (``sessions.RedisSessionStore``), traces (``traces_shared.RedisTraces``) and the
+quarantine (``quarantine_shared.RedisQuarantineStore``) keep their state in one Redis; without it
+everything stays embedded. Every store talks to Redis through
 :meth:`RedisLink.call`, which:
 
 * **bounds every call** (``timeout_s``, default 0.5 s, as the socket timeouts too), so a Redis that
@@ -34,6 +35,8 @@ from browser_service.contract import SharedStateHealth
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: What a Redis read returns: bytes (strings when a client decodes responses).
+Stored = bytes | str
 
 #: Keys are namespaced so one Redis can hold other things (or several services, with other prefixes).
 PREFIX = "browser-service:"
@@ -104,6 +107,75 @@ class RedisLink:
             await asyncio.wait_for(self.client.aclose(), self.timeout_s)
         except Exception as exc:  # closing a dead link is not an error worth more than a line
             log.debug("closing redis failed", extra={"error": repr(exc)})
+
+
+#: KEYS: hash, order set, counter. ARGV: field, value, size. Returns how many old fields it dropped.
+_BOUNDED_PUT = """
+local seq = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+if over > 0 then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, over - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
+  redis.call('HDEL', KEYS[1], unpack(oldest))
+end
+return math.max(over, 0)
+"""
+
+#: KEYS: hash, order set. ARGV: field. The value, removed (nil if there was none).
+_BOUNDED_POP = """
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if value then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return value
+"""
+
+
+class BoundedHash:
+    """A Redis hash of at most ``size`` fields, the oldest dropped first — bounded by count, not
+    time, so its memory does not grow with the request rate. Three keys under ``name``: the hash,
+    an order set scored by a counter, the counter; every change is one atomic Lua script. Each
+    call raises :class:`SharedUnavailable` when Redis does not answer."""
+
+    def __init__(self, link: RedisLink, name: str, size: int) -> None:
+        self.size = size
+        self._link = link
+        self._keys = [link.key(name), link.key(name, "order"), link.key(name, "seq")]
+        self._put = link.client.register_script(_BOUNDED_PUT)
+        self._pop = link.client.register_script(_BOUNDED_POP)
+
+    async def put(self, field: str, value: str) -> None:
+        await self._link.call(lambda _client: self._put(keys=self._keys, args=[field, value, self.size]))
+
+    async def get(self, field: str) -> Stored | None:
+        value: Stored | None = await self._link.call(lambda client: client.hget(self._keys[0], field))
+        return value
+
+    async def pop(self, field: str) -> Stored | None:
+        """Remove and return a field's value: of two callers at once, one gets it."""
+        value: Stored | None = await self._link.call(lambda _client: self._pop(keys=self._keys[:2], args=[field]))
+        return value
+
+    async def newest(self, limit: int) -> tuple[list[Stored], int]:
+        """Up to ``limit`` values, newest first, and how many fields there are."""
+
+        async def read(client: redis.Redis) -> tuple[list[Stored], int]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.zrevrange(self._keys[1], 0, limit - 1)
+                pipe.zcard(self._keys[1])
+                fields, total = await pipe.execute()
+            values = await client.hmget(self._keys[0], fields) if fields else []
+            return [value for value in values if value is not None], int(total)
+
+        result: tuple[list[Stored], int] = await self._link.call(read)
+        return result
+
+    async def count(self) -> int:
+        total: int = await self._link.call(lambda client: client.zcard(self._keys[1]))
+        return total
 
 
 def redact(url: str) -> str:

@@ -5,6 +5,7 @@ directories, sharing one real redis-server.
 * a host failing through A is ``circuit_open`` on B, which does not contact it;
 * a session created through A signs in through B and is signed in through A;
 * the trace of a fetch through A is found through B;
+* a result held in quarantine through B is reviewed and approved through A;
 * stopping A (SIGTERM) loses no request sent to B, in flight or after.
 
 Every step waits on something it can observe (a log line, the origin's count of arrivals, an
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from browser_service.contract import FetchResponse, Health, HostStatus, SessionInfo
+from browser_service.contract import FetchResponse, Health, HostStatus, QuarantineList, SessionInfo
 from browser_service.guard import host_key
 from tests.redis_server import RedisServer
 from tests.serving import ServeProcess
@@ -146,6 +147,32 @@ def test_the_trace_of_a_fetch_through_a_is_found_through_b(
     assert through_b.json()["outcome"] == "ok" and through_b.json()["request"]["url"].endswith("?trace=1")
     missing = b.get("/v1/traces/0123456789abcdef0123456789abcdef")
     assert missing.status_code == 404 and "the last 10000 fetches of all replicas" in missing.text
+
+
+def test_a_result_held_through_b_is_approved_through_a(
+    replicas: tuple[Replica, Replica], origin: FixtureServer
+) -> None:
+    a, b = replicas
+    url = by_name(origin, "/shrinking?replicas=1")
+    status, good = a.fetch(url, formats=["text"], max_age_s=0)
+    assert status == 200 and good.ok
+    origin.shrunk.set()
+    try:
+        # B judges against the good copy A cached (Redis), and holds the fragment where A sees it.
+        status, suspect = b.fetch(url, formats=["text"], max_age_s=0, allow_stale=False)
+        assert status == 502 and suspect.error is not None and suspect.error.kind == "suspect_content"
+        item_id = suspect.error.quarantine_id
+        assert item_id is not None
+        listed = QuarantineList.model_validate(a.get("/v1/quarantine").json())
+        assert [item.id for item in listed.items] == [item_id] and listed.total == 1
+        approved = httpx.post(f"{a.url}/v1/quarantine/{item_id}/approve", timeout=30, trust_env=False)
+        assert approved.status_code == 200 and approved.json()["decision"] == "approved"
+        assert httpx.post(f"{b.url}/v1/quarantine/{item_id}/reject", timeout=30, trust_env=False).status_code == 404
+        # The approved fragment is the good copy now, so the fragment passes through B.
+        status, after = b.fetch(url, formats=["text"], max_age_s=0, allow_stale=False)
+        assert status == 200 and after.ok and after.text is not None and len(after.text) < 200
+    finally:
+        origin.shrunk.clear()
 
 
 def test_a_session_created_on_a_works_on_b(replicas: tuple[Replica, Replica], origin: FixtureServer) -> None:

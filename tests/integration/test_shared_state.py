@@ -2,8 +2,9 @@
 Redis (each with its own link, as two processes would have), and what one does the other sees.
 
 Cache entries, breaker circuits and half-open trial places, a host's Retry-After and pacing,
-session records and their turns, traces; and Redis going away: every store answers at once (a miss, the
-per-process breakers, a typed error for sessions), the health report says so, and it comes back.
+session records and their turns, traces, quarantine items; and Redis going away: every store
+answers at once (a miss, the per-process breakers, a typed error for sessions, a 503 for reviews),
+the health report says so, and it comes back.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import pytest
 from browser_service.breaker import BreakerConfig, Breakers, CircuitOpenRefusal
 from browser_service.breaker_shared import RedisBreakers
 from browser_service.cache import CacheEntry, RedisCacheStore
-from browser_service.contract import FetchRequest, FetchResponse
+from browser_service.contract import FetchRequest, FetchResponse, QuarantineItem
 from browser_service.deadline import Deadline
 from browser_service.errors import FetchTimeout, Overloaded, SessionNotFound
 from browser_service.fetcher import Fetcher
 from browser_service.limits import HostLimits, LimitsConfig, LimitWait, RetryAfterActive
 from browser_service.limits_shared import RedisHostTimes
+from browser_service.quarantine_shared import RedisQuarantineStore
 from browser_service.sessions import RedisSessionStore
 from browser_service.shared import RedisLink, SharedUnavailable
 from tests.conftest import make_settings
@@ -323,7 +325,7 @@ async def test_traces_are_found_through_the_other_replica_and_bounded_by_count(
         assert await a.telemetry.find(ids[0]) is not None  # A's own ring still has it
 
 
-async def test_when_redis_stops_a_trace_lookup_says_so_and_fetches_go_on(
+async def test_when_redis_stops_trace_and_quarantine_lookups_say_so_and_fetches_go_on(
     tmp_path: Path, own_redis: RedisServer, site: FixtureServer
 ) -> None:
     settings = make_settings(tmp_path, redis_url=own_redis.url, redis_timeout_ms=5000)
@@ -338,3 +340,38 @@ async def test_when_redis_stops_a_trace_lookup_says_so_and_fetches_go_on(
         unknown = await client.get("/v1/traces/0123456789abcdef0123456789abcdef")
         assert unknown.status_code == 503
         assert "and Redis, where every replica's are, did not answer" in unknown.json()["detail"]
+        review = await client.get("/v1/quarantine")  # the quarantine is in Redis too
+        assert review.status_code == 503 and review.headers["retry-after"] == "1"
+        assert review.json()["detail"].startswith("Redis, where the replicas' shared state is, did not answer")
+
+
+# --- quarantine ----------------------------------------------------------------------------------
+
+
+async def test_an_item_held_through_one_replica_is_decided_once_through_either(
+    links: tuple[RedisLink, RedisLink],
+) -> None:
+    a, b = RedisQuarantineStore(links[0], max_items=2), RedisQuarantineStore(links[1], max_items=2)
+
+    async def hold(store: RedisQuarantineStore, body: str = _entry().body) -> QuarantineItem:
+        findings = ["thin: 5 characters"]
+        return await store.hold(
+            key="k", entry=_entry(body), text="short", findings=findings, codes=["thin"], baseline_chars=None
+        )
+
+    first = await hold(a)
+    second = await hold(a, "<p>second</p>")
+    items, total = await b.newest(limit=10)
+    assert [item.id for item in items] == [second.id, first.id] and total == 2 == await b.count()
+    got = await b.get(first.id)
+    assert got is not None and got.item == first and got.entry.body == _entry().body and got.codes == ["thin"]
+
+    third = await hold(b)
+    assert await a.get(first.id) is None  # the oldest beyond the bound of 2 is gone
+    assert [item.id for item in (await a.newest(limit=10))[0]] == [third.id, second.id]
+
+    taken = await asyncio.gather(a.take(second.id), b.take(second.id))  # two reviewers at once
+    assert sorted(held is None for held in taken) == [False, True]
+    assert await a.accept(second.url, ["thin"]) == ["thin"]
+    assert await b.accepted(second.url + "#fragment") == frozenset({"thin"})  # the URL normalised
+    assert await b.accepted("http://other.test/") == frozenset()
