@@ -66,7 +66,7 @@ from browser_service.guard import NetworkPolicy, host_key
 from browser_service.limits import HostLimits, LimitsConfig, LimitWait, RetryAfterActive
 from browser_service.limits_shared import RedisHostTimes
 from browser_service.pool import BrowserPool
-from browser_service.quarantine import Quarantine, QuarantineStore
+from browser_service.quarantine import Quarantine, QuarantineStore, new_item
 from browser_service.quarantine_shared import RedisQuarantineStore
 from browser_service.render_policy import needs_browser
 from browser_service.retry import MIN_TRY_S, RetryPolicy, with_retries
@@ -423,22 +423,20 @@ class Fetcher:
         self, key: str, stored: CacheEntry, findings: list[quality.Finding], baseline: int | None
     ) -> str | None:
         """Quarantine the result; its item id, or None if the store failed."""
+        new = new_item(
+            key=key,
+            entry=stored,
+            text=_text(stored.extraction),
+            findings=[str(f) for f in findings],
+            codes=[f.code for f in findings],
+            baseline_chars=baseline,
+        )
         try:
-            item = await asyncio.wait_for(
-                self.quarantine.hold(
-                    key=key,
-                    entry=stored,
-                    text=_text(stored.extraction),
-                    findings=[str(f) for f in findings],
-                    codes=[f.code for f in findings],
-                    baseline_chars=baseline,
-                ),
-                1.0,
-            )
+            await asyncio.wait_for(self.quarantine.hold(new), 1.0)
         except Exception as exc:
             log.warning("quarantine write failed", extra={"error": repr(exc)})
             return None
-        return item.id
+        return new.item.id
 
     # --- cache -----------------------------------------------------------------------------------
 
@@ -764,7 +762,7 @@ class Fetcher:
         except BaseException:
             # Not decided after all (the cache or Redis failed): the item goes back for another try.
             with contextlib.suppress(Exception):
-                await self.quarantine.restore(held)
+                await self.quarantine.hold(held)
             raise
         return QuarantineDecision(id=item_id, decision="approved", url=held.item.url, accepted=accepted)
 

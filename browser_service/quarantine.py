@@ -50,24 +50,14 @@ class Quarantine(Protocol):
     """Where held results live: on this replica's disk (:class:`QuarantineStore`), or in Redis for
     all replicas (``quarantine_shared.RedisQuarantineStore``)."""
 
-    async def hold(
-        self,
-        *,
-        key: str,
-        entry: CacheEntry,
-        text: str,
-        findings: list[str],
-        codes: list[str],
-        baseline_chars: int | None,
-    ) -> QuarantineItem: ...
+    async def hold(self, held: Held) -> None:
+        """Keep an item (a new one, or one put back after a decision that could not complete)."""
 
     async def newest(self, *, limit: int = 100) -> tuple[list[QuarantineItem], int]: ...
 
     async def get(self, item_id: str) -> Held | None: ...
 
     async def take(self, item_id: str) -> Held | None: ...
-
-    async def restore(self, held: Held) -> None: ...
 
     async def accept(self, url: str, codes: list[str]) -> list[str]: ...
 
@@ -78,7 +68,7 @@ class Quarantine(Protocol):
     async def aclose(self) -> None: ...
 
 
-def held(
+def new_item(
     *, key: str, entry: CacheEntry, text: str, findings: list[str], codes: list[str], baseline_chars: int | None
 ) -> Held:
     """A new item for a result that looked wrong, with what approving it needs."""
@@ -115,19 +105,8 @@ class QuarantineStore:
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
-    async def hold(
-        self,
-        *,
-        key: str,
-        entry: CacheEntry,
-        text: str,
-        findings: list[str],
-        codes: list[str],
-        baseline_chars: int | None,
-    ) -> QuarantineItem:
-        new = held(key=key, entry=entry, text=text, findings=findings, codes=codes, baseline_chars=baseline_chars)
-        await self._run(self._add, new.item.id, new.model_dump_json())
-        return new.item
+    async def hold(self, held: Held) -> None:
+        await self._run(self._add, held.item.id, held.model_dump_json())
 
     def _add(self, item_id: str, payload: str) -> None:
         self._items[item_id] = payload
@@ -157,10 +136,6 @@ class QuarantineStore:
         """Remove and return an item (approval and rejection both end its stay)."""
         payload = await self._run(self._items.pop, item_id, None)
         return Held.model_validate_json(payload) if payload is not None else None
-
-    async def restore(self, held: Held) -> None:
-        """Put back an item taken for a decision that could not be completed."""
-        await self._run(self._add, held.item.id, held.model_dump_json())
 
     async def accept(self, url: str, codes: list[str]) -> list[str]:
         """Stop holding ``codes`` against ``url``; the full accepted set is returned."""

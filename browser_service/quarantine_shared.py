@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from browser_service.cache import CacheEntry
 from browser_service.contract import QuarantineItem
 from browser_service.guard import normalize_url
-from browser_service.quarantine import Held, held
+from browser_service.quarantine import Held
 from browser_service.shared import BoundedHash, RedisLink
 
 
@@ -33,19 +32,8 @@ class RedisQuarantineStore:
     def _accepted_key(self, url: str) -> str:
         return self._link.key("quarantine-accepted", normalize_url(url))
 
-    async def hold(
-        self,
-        *,
-        key: str,
-        entry: CacheEntry,
-        text: str,
-        findings: list[str],
-        codes: list[str],
-        baseline_chars: int | None,
-    ) -> QuarantineItem:
-        new = held(key=key, entry=entry, text=text, findings=findings, codes=codes, baseline_chars=baseline_chars)
-        await self._items.put(new.item.id, new.model_dump_json())
-        return new.item
+    async def hold(self, held: Held) -> None:
+        await self._items.put(held.item.id, held.model_dump_json())
 
     async def newest(self, *, limit: int = 100) -> tuple[list[QuarantineItem], int]:
         values, total = await self._items.newest(limit)
@@ -58,9 +46,6 @@ class RedisQuarantineStore:
     async def take(self, item_id: str) -> Held | None:
         value = await self._items.pop(item_id)
         return Held.model_validate_json(value) if value is not None else None
-
-    async def restore(self, held: Held) -> None:
-        await self._items.put(held.item.id, held.model_dump_json())
 
     async def accept(self, url: str, codes: list[str]) -> list[str]:
         key = self._accepted_key(url)

@@ -25,6 +25,7 @@ from browser_service.errors import FetchTimeout, Overloaded, SessionNotFound
 from browser_service.fetcher import Fetcher
 from browser_service.limits import HostLimits, LimitsConfig, LimitWait, RetryAfterActive
 from browser_service.limits_shared import RedisHostTimes
+from browser_service.quarantine import new_item
 from browser_service.quarantine_shared import RedisQuarantineStore
 from browser_service.sessions import RedisSessionStore
 from browser_service.shared import RedisLink, SharedUnavailable
@@ -355,9 +356,11 @@ async def test_an_item_held_through_one_replica_is_decided_once_through_either(
 
     async def hold(store: RedisQuarantineStore, body: str = _entry().body) -> QuarantineItem:
         findings = ["thin: 5 characters"]
-        return await store.hold(
+        new = new_item(
             key="k", entry=_entry(body), text="short", findings=findings, codes=["thin"], baseline_chars=None
         )
+        await store.hold(new)
+        return new.item
 
     first = await hold(a)
     second = await hold(a, "<p>second</p>")
