@@ -18,7 +18,9 @@ at each concurrency level, in this one run:
   leases must do, since a document has to be gone before its state can be cleared: the bound for
   the service (the "vs bound" column), with no clearing, no settle wait and no extraction;
 * ``render=browser`` through ``Fetcher.fetch``: isolated slots cleaned after every lease, the
-  settle wait, extraction;
+  settle wait, extraction; on JS pages also with ``wait_until="load"``, which a caller sends to
+  skip the settle wait (as plain Playwright does, so content that arrives after ``load`` can be
+  missed: see the captured column);
 * ``render=auto`` through ``Fetcher.fetch``: HTTP first, the browser only when the page needs it.
 
 For each: pages/s, p50/p95 latency, ratios to plain Playwright and to the bound, the share of pages
@@ -269,7 +271,14 @@ async def run_baseline(
 
 
 async def run_service(
-    render: str, urls: list[str], concurrency: int, slots: int, executable: str, warmup: list[str]
+    render: str,
+    urls: list[str],
+    concurrency: int,
+    slots: int,
+    executable: str,
+    warmup: list[str],
+    *,
+    wait_until: str | None = None,
 ) -> Result:
     with tempfile.TemporaryDirectory() as tmp, MemoryWatch() as memory:
         settings = Settings(
@@ -286,15 +295,18 @@ async def run_service(
         async with Fetcher(settings) as fetcher:
             await fetcher.start(launch_browser=True)
 
+            fields: dict[str, object] = {"render": render, "formats": ["markdown"]}
+            if wait_until is not None:  # instead of the default settle wait
+                fields["wait_until"] = wait_until
+
             async def one(slot: int, url: str) -> bool:
-                response = await fetcher.fetch(
-                    FetchRequest.model_validate({"url": url, "render": render, "formats": ["markdown"]})
-                )
+                response = await fetcher.fetch(FetchRequest.model_validate({"url": url, **fields}))
                 return response.ok and marker(number_of(url)) in (response.markdown or "")
 
             await drive(warmup, concurrency, one)
             seconds, latencies, captured = await drive(urls, concurrency, one)
-    return summarise(f"service render={render}", urls, concurrency, seconds, latencies, captured, memory.peak)
+    name = f"service render={render}" + (f" {wait_until}" if wait_until else "")
+    return summarise(name, urls, concurrency, seconds, latencies, captured, memory.peak)
 
 
 def summarise(
@@ -359,8 +371,12 @@ async def run(args: argparse.Namespace, executable: str) -> None:
             )
             bound.baseline = baseline.throughput
             results.append(bound)
-            for render in ("browser", "auto"):
-                result = await run_service(render, pages, concurrency, args.slots, executable, warm)
+            for render, wait_until in (("browser", None), ("browser", "load"), ("auto", None)):
+                if wait_until is not None and pages is static:
+                    continue
+                result = await run_service(
+                    render, pages, concurrency, args.slots, executable, warm, wait_until=wait_until
+                )
                 result.baseline = baseline.throughput
                 result.per_tab = bound.throughput
                 results.append(result)
