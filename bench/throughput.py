@@ -1,6 +1,6 @@
 """Throughput, latency and memory of the service against plain Playwright on the same local pages.
 
-    .venv/bin/python bench/throughput.py [--pages 100] [--slots 8] [--concurrency 1 8]
+    .venv/bin/python bench/throughput.py [--pages 100] [--slots 8] [--concurrency 1 8] [--rounds 3]
 
 Serves --pages static articles and --pages JavaScript-rendered articles (half render from an
 inline script as the page loads, half from a JSON API call after load) on 127.0.0.1, then measures,
@@ -11,8 +11,9 @@ at each concurrency level, in this one run:
   isolation, no extraction, no waiting for content that arrives after ``load``;
 * Playwright ctx/tab: the same with one context per tab — the slot layout an isolating pool needs,
   but never cleaned; separate contexts alone cost Chromium much of its throughput;
-* ctx/tab+flags: the same launched with the service's flags (renderer reuse, its feature list) —
-  still never cleaned, so not isolated between the pages a tab loads: the ceiling;
+* ctx/tab+flags: the same launched with the service's flags (renderer reuse, its feature list,
+  software compositing, …) — still never cleaned, so not isolated between the pages a tab loads:
+  the ceiling;
 * ctx/tab+flags+blank: the same, each tab sent to ``about:blank`` after its page (in the
   background, as the service cleans a slot after the lease) — the least any pool that isolates
   leases must do, since a document has to be gone before its state can be cleared: the bound for
@@ -23,7 +24,9 @@ at each concurrency level, in this one run:
   missed: see the captured column);
 * ``render=auto`` through ``Fetcher.fetch``: HTTP first, the browser only when the page needs it.
 
-For each: pages/s, p50/p95 latency, ratios to plain Playwright and to the bound, the share of pages
+With ``--rounds`` every row runs that many times, the rows taking turns, and the table shows medians
+and the range of each ratio over the rounds (this 2-core VM moves ±25 % between minutes). For each:
+pages/s, p50/p95 latency, ratios to plain Playwright and to the bound, the share of pages
 whose article text was really captured, and the peak RSS of this process and its children (Chromium).
 Targets (issue 2): browser on JS pages ≥ 0.8× plain Playwright; auto on static pages ≥ 3×.
 """
@@ -38,7 +41,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,7 +49,7 @@ from pathlib import Path
 import psutil
 from playwright.async_api import Page, async_playwright
 
-from browser_service.chromium import DISABLED_FEATURES, REUSE_RENDERERS, locate
+from browser_service.chromium import launch_args, locate
 from browser_service.contract import FetchRequest
 from browser_service.fetcher import Fetcher
 from browser_service.settings import Settings
@@ -221,10 +224,11 @@ async def run_baseline(
     async with async_playwright() as pw:
         with MemoryWatch() as memory:
             # Playwright's own launch flags, as a user's script would have them, unless
-            # ``service_flags``: then also the service's renderer reuse and feature list (chromium.py),
-            # which make Chromium itself cheaper per navigation. Not for the one-context layout, where
-            # --renderer-process-limit would put all tabs in one renderer.
-            args = [REUSE_RENDERERS, "--disable-features=" + ",".join(DISABLED_FEATURES)] if service_flags else []
+            # ``service_flags``: then also every flag the service launches with (chromium.py: renderer
+            # reuse, its feature list, software compositing …), which make Chromium itself cheaper per
+            # page. Not for the one-context layout, where --renderer-process-limit would put all tabs
+            # in one renderer.
+            args = launch_args() if service_flags else []
             browser = await pw.chromium.launch(executable_path=executable, args=args)
             count = max(tabs, concurrency)
             if per_tab_context:  # the slot layout an isolating pool needs
@@ -331,8 +335,54 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--slots", type=int, default=8, help="browser slots of the service = tabs of the baseline")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of every row, taking turns; the table shows medians and ranges"
+    )
     args = parser.parse_args()
     asyncio.run(run(args, locate(Settings().chromium_path)))
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def spread(ratios: list[float]) -> str:
+    """``0.65x (0.61-0.70)``: the median ratio and its range over the rounds."""
+    if not ratios:
+        return "-"
+    if len(ratios) == 1:
+        return f"{ratios[0]:.2f}x"
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+async def one_round(
+    args: argparse.Namespace, executable: str, pages: list[str], warm: list[str], concurrency: int, static: list[str]
+) -> list[Result]:
+    """Every row once, on one kind of page at one concurrency; ratios against this round's own runs."""
+    results = []
+    baseline = await run_baseline(pages, concurrency, args.slots, executable, warm, per_tab_context=False)
+    results.append(baseline)
+    per_tab = await run_baseline(pages, concurrency, args.slots, executable, warm, per_tab_context=True)
+    per_tab.baseline = baseline.throughput
+    results.append(per_tab)
+    ceiling = await run_baseline(
+        pages, concurrency, args.slots, executable, warm, per_tab_context=True, service_flags=True
+    )
+    ceiling.baseline = baseline.throughput
+    results.append(ceiling)
+    bound = await run_baseline(
+        pages, concurrency, args.slots, executable, warm, per_tab_context=True, service_flags=True, blank_between=True
+    )
+    bound.baseline = baseline.throughput
+    results.append(bound)
+    for render, wait_until in (("browser", None), ("browser", "load"), ("auto", None)):
+        if wait_until is not None and pages is static:
+            continue
+        result = await run_service(render, pages, concurrency, args.slots, executable, warm, wait_until=wait_until)
+        result.baseline = baseline.throughput
+        result.per_tab = bound.throughput
+        results.append(result)
+    return results
 
 
 async def run(args: argparse.Namespace, executable: str) -> None:
@@ -346,57 +396,36 @@ async def run(args: argparse.Namespace, executable: str) -> None:
     warm_static = [f"{base}/static/{i}.html" for i in range(10_000, 10_000 + args.warmup)]
     warm_js = [f"{base}/js/{i}.html" for i in range(10_000, 10_000 + args.warmup)]
 
-    results: list[Result] = []
+    rounds: dict[tuple[str, str, int], list[Result]] = {}  # every round's result of one row, in order
     for concurrency in args.concurrency:
         for pages, warm in ((js, warm_js), (static, warm_static)):
-            baseline = await run_baseline(pages, concurrency, args.slots, executable, warm, per_tab_context=False)
-            results.append(baseline)
-            per_tab = await run_baseline(pages, concurrency, args.slots, executable, warm, per_tab_context=True)
-            per_tab.baseline = baseline.throughput
-            results.append(per_tab)
-            ceiling = await run_baseline(
-                pages, concurrency, args.slots, executable, warm, per_tab_context=True, service_flags=True
-            )
-            ceiling.baseline = baseline.throughput
-            results.append(ceiling)
-            bound = await run_baseline(
-                pages,
-                concurrency,
-                args.slots,
-                executable,
-                warm,
-                per_tab_context=True,
-                service_flags=True,
-                blank_between=True,
-            )
-            bound.baseline = baseline.throughput
-            results.append(bound)
-            for render, wait_until in (("browser", None), ("browser", "load"), ("auto", None)):
-                if wait_until is not None and pages is static:
-                    continue
-                result = await run_service(
-                    render, pages, concurrency, args.slots, executable, warm, wait_until=wait_until
-                )
-                result.baseline = baseline.throughput
-                result.per_tab = bound.throughput
-                results.append(result)
+            # The rows take turns, round after round: a slow minute of this shared machine then
+            # lowers one round of every row, not every round of one row.
+            for _ in range(args.rounds):
+                for result in await one_round(args, executable, pages, warm, concurrency, static):
+                    rounds.setdefault((result.name, result.pages, result.concurrency), []).append(result)
     server.shutdown()
 
     print(
-        f"\n{'engine':<27}{'pages':<8}{'conc':>5}{'pages/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
-        f"{'vs base':>9}{'vs bound':>11}{'captured':>10}{'peak RSS MB':>13}"
+        f"\n{'engine':<30}{'pages':<8}{'conc':>5}{'pages/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
+        f"{'vs base':>21}{'vs bound':>21}{'captured':>10}{'peak RSS MB':>13}"
     )
-    for r in results:
-        ratio = f"{r.throughput / r.baseline:.2f}x" if r.baseline else "1.00x"
-        vs_bound = f"{r.throughput / r.per_tab:.2f}x" if r.per_tab else "-"
+    for (name, kind, concurrency), results in rounds.items():
         print(
-            f"{r.name:<27}{r.pages:<8}{r.concurrency:>5}{r.throughput:>9.1f}{r.p50_ms:>9.0f}{r.p95_ms:>9.0f}"
-            f"{ratio:>9}{vs_bound:>11}{r.captured:>9.0%}{r.peak_rss_mb:>13.0f}"
+            f"{name:<30}{kind:<8}{concurrency:>5}{median(r.throughput for r in results):>9.1f}"
+            f"{median(r.p50_ms for r in results):>9.0f}{median(r.p95_ms for r in results):>9.0f}"
+            f"{spread([r.throughput / r.baseline for r in results if r.baseline] or [1.0]):>21}"
+            f"{spread([r.throughput / r.per_tab for r in results if r.per_tab]):>21}"
+            f"{min(r.captured for r in results):>9.0%}{max(r.peak_rss_mb for r in results):>13.0f}"
         )
+    print(
+        f"\nmedians over {args.rounds} rounds (ratios: median, and min-max over the rounds, each against the "
+        "baseline of its own round); captured: the lowest round; RSS: the highest."
+    )
     print(
         f"\n{args.pages} pages of each kind, {args.slots} slots/tabs; reproduce: .venv/bin/python "
         f"bench/throughput.py --pages {args.pages} --slots {args.slots} "
-        f"--concurrency {' '.join(map(str, args.concurrency))}"
+        f"--concurrency {' '.join(map(str, args.concurrency))} --rounds {args.rounds}"
     )
 
 
