@@ -214,9 +214,20 @@ def _describe(index: int, exc: ValidationError) -> str:
     return "Invalid request: " + "; ".join(parts) + ". Fix the item and send it again; retrying as is will fail."
 
 
+#: Characters valid unescaped inside a JSON string that many line splitters (Python's
+#: ``str.splitlines``, JavaScript's line terminators) also take as the end of a line; an echoed URL or
+#: field name can carry them. Escaped, every NDJSON line is one line to every reader.
+_LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def ndjson_line(model: BaseModel) -> str:
+    """One NDJSON line (with its newline) that no line splitter cuts in two."""
+    return model.model_dump_json().translate(_LINE_BREAKS) + "\n"
+
+
 async def _encoded(batch: Batch) -> AsyncGenerator[bytes, None]:
     async for line in batch.lines():
-        yield line.model_dump_json().encode() + b"\n"
+        yield ndjson_line(line).encode()
 
 
 class BatchResponse(StreamingResponse):

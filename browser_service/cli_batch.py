@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from browser_service.batch import Batch, BatchItem, BatchRequest, BatchSummary, outcome
+from browser_service.batch import Batch, BatchItem, BatchRequest, BatchSummary, ndjson_line, outcome
 from browser_service.contract import FetchResponse
 from browser_service.settings import Settings
 
@@ -113,7 +113,7 @@ def run(
         try:
             async with Fetcher(settings) as fetcher, Batch(fetcher, request, max_items=len(urls)) as batch:
                 async for line in batch.lines():
-                    out.write(line.model_dump_json() + "\n")
+                    out.write(ndjson_line(line))
                     out.flush()
                     if isinstance(line, BatchItem):
                         worst = max(worst, exit_code(line.response))
