@@ -279,7 +279,7 @@ class Fetcher:
         if self.settings.respect_robots if request.respect_robots is None else request.respect_robots:
             await self.robots.check(url, deadline)
         raw = await with_retries(self.retry_policy, deadline, lambda: self._try(request, url, host, deadline, attempts))
-        accepted = await self._accepted(url)
+        accepted = await self._accepted(url, deadline)
         baseline = _text_chars(entry.extraction) if entry is not None and entry.extraction is not None else None
         good_copy = entry if entry is not None and not self._taped and self.settings.live_drift_threshold > 0 else None
         response, stored, findings = await deadline.run(
@@ -288,7 +288,7 @@ class Fetcher:
             "extracting the content",
         )
         if findings and stored is not None:
-            return await self._suspect(request, key, response, stored, findings, baseline)
+            return await self._suspect(request, key, response, stored, findings, baseline, deadline)
         if response.ok and stored is not None and request.session is None:
             await self._cache_put(key, stored)
         return response
@@ -377,9 +377,9 @@ class Fetcher:
         else:
             await slot.__aexit__(None, None, None)
 
-    async def _accepted(self, url: str) -> frozenset[str]:
-        try:
-            return await asyncio.wait_for(self.quarantine.accepted(url), 1.0)
+    async def _accepted(self, url: str, deadline: Deadline) -> frozenset[str]:
+        try:  # with Redis, a network call on every live fetch: bounded by the deadline too
+            return await asyncio.wait_for(self.quarantine.accepted(url), _store_wait(deadline))
         except Exception as exc:  # a broken store must not fail fetches
             log.warning("quarantine read failed", extra={"error": repr(exc)})
             return frozenset()
@@ -392,13 +392,14 @@ class Fetcher:
         stored: CacheEntry,
         findings: list[quality.Finding],
         baseline: int | None,
+        deadline: Deadline,
     ) -> FetchResponse:
         """Quarantine a suspect result; answer it flagged, or fail with ``suspect_content``."""
         self.telemetry.metrics.suspect(f.code for f in findings)
         detail = "; ".join(str(f) for f in findings)
         item_id: str | None = None
         if request.session is None:  # a session's page is personal: never held where others can see it
-            item_id = await self._hold(key, stored, findings, baseline)
+            item_id = await self._hold(key, stored, findings, baseline, deadline)
         held = (
             f"held for review as quarantine item {item_id}"
             if item_id
@@ -420,7 +421,7 @@ class Fetcher:
         )
 
     async def _hold(
-        self, key: str, stored: CacheEntry, findings: list[quality.Finding], baseline: int | None
+        self, key: str, stored: CacheEntry, findings: list[quality.Finding], baseline: int | None, deadline: Deadline
     ) -> str | None:
         """Quarantine the result; its item id, or None if the store failed."""
         new = new_item(
@@ -432,7 +433,7 @@ class Fetcher:
             baseline_chars=baseline,
         )
         try:
-            await asyncio.wait_for(self.quarantine.hold(new), 1.0)
+            await asyncio.wait_for(self.quarantine.hold(new), _store_wait(deadline))
         except Exception as exc:
             log.warning("quarantine write failed", extra={"error": repr(exc)})
             return None
@@ -821,6 +822,12 @@ def _breaker_outcome(exc: FetchError) -> tuple[str, bool] | None:
         return f"http_error {exc.status_code}", (exc.status_code or 0) >= 500
     label = f"{exc.kind.value} ({exc.vendor})" if exc.vendor else exc.kind.value
     return label, exc.kind in _HOST_FAILURES
+
+
+def _store_wait(deadline: Deadline) -> float:
+    """How long a quarantine read or write may take: a second at most, and never past the deadline
+    (a store that does not answer in time counts as failed; the fetch goes on)."""
+    return max(0.0, min(1.0, deadline.remaining()))
 
 
 def _text(extraction: Extraction | None) -> str:
