@@ -64,7 +64,7 @@ from browser_service.errors import (
 )
 from browser_service.guard import NetworkPolicy, host_key
 from browser_service.limits import HostLimits, LimitsConfig, LimitWait, RetryAfterActive
-from browser_service.limits_shared import RedisHostTimes
+from browser_service.limits_shared import RedisHostLimits
 from browser_service.pool import BrowserPool
 from browser_service.quarantine import Quarantine, QuarantineStore, new_item
 from browser_service.quarantine_shared import RedisQuarantineStore
@@ -164,7 +164,7 @@ class Fetcher:
                 min_interval_s=s.host_interval_ms / 1000,
                 max_retry_after_s=s.max_retry_after_s,
             ),
-            shared=RedisHostTimes(self.shared) if self.shared is not None else None,
+            shared=RedisHostLimits(self.shared) if self.shared is not None else None,
         )
         # Extraction is CPU work (lxml, trafilatura): off the event loop so I/O keeps flowing.
         self._cpu = ThreadPoolExecutor(max_workers=4, thread_name_prefix="extract")
@@ -364,6 +364,7 @@ class Fetcher:
         except LimitWait as wait:
             raise Overloaded(
                 f"Requests to {host} are limited ({wait.reason}: {self.settings.host_concurrency} at a time"
+                + (" across replicas" if self.shared is not None else "")
                 + (f", {self.settings.host_interval_ms} ms apart" if self.settings.host_interval_ms else "")
                 + ") and this one's turn did not come within its deadline. Retry shortly.",
                 retry_after_s=max(1.0, wait.wait_s),

@@ -27,14 +27,15 @@ releases the slot. Per-host state is dropped once a host is idle (no slot held, 
 pacing or Retry-After in force), and idle entries whose times have passed are swept as the table
 grows, so memory stays bounded by the hosts in use or under a Retry-After.
 
-**Across replicas** (``shared``, a :class:`SharedHostTimes` such as ``limits_shared.RedisHostTimes``):
-a Retry-After and the pacing schedule are also kept where every replica sees them. With the slot
-held and the local start reached, the shared schedule is asked for the start too (one atomic step:
-refused at once if the host's shared Retry-After or pacing outlasts the deadline, else a reservation
-and the wait until it); :meth:`HostLimits.share_retry_after` publishes a Retry-After. Concurrency
-per host stays per process (a replica's cap times the replicas is the most a host sees). A shared
-reservation is not given back when its request is cancelled, and a Retry-After noted elsewhere
-while a request sleeps toward its shared start does not move that start.
+**Across replicas** (``shared``, a :class:`SharedHostLimits` such as ``limits_shared.RedisHostLimits``):
+the concurrency cap, a Retry-After and the pacing schedule are also kept where every replica sees
+them. With the local slot held and the local start reached, the shared state is asked for a slot
+and the start in one atomic step (refused at once if the host's shared Retry-After or pacing
+outlasts the deadline; a full host is asked again until a slot frees or the deadline runs out), and
+the wait until that start is slept; leaving gives the shared slot back, then the local one.
+:meth:`HostLimits.share_retry_after` publishes a Retry-After. A shared pacing reservation is not
+given back when its request is cancelled, and a Retry-After noted elsewhere while a request sleeps
+toward its shared start does not move that start.
 
 Times come from an injectable monotonic ``clock``; waits are ``asyncio`` sleeps, so the clock must
 advance like the event loop's (the default, ``time.monotonic``, does).
@@ -92,13 +93,26 @@ class RetryAfterActive(Exception):
         self.retry_after_s = retry_after_s
 
 
-class SharedHostTimes(Protocol):
-    """A host's Retry-After and pacing schedule as every replica sees them."""
+@dataclass(frozen=True)
+class SharedEntry:
+    """A shared slot granted: its ``token`` (``None`` when the shared state did not answer and the
+    per-process limits stand alone) and the seconds to wait for the booked start."""
 
-    async def reserve(self, host: str, interval_s: float, deadline_s: float) -> float:
-        """Book the host's next start; the seconds to wait for it. Raises :class:`RetryAfterActive` or
-        :class:`LimitWait` (``"pacing"``) at once when it would not come within ``deadline_s``."""
+    token: str | None
+    wait_s: float
+
+
+class SharedHostLimits(Protocol):
+    """A host's slots, Retry-After and pacing schedule as every replica sees them."""
+
+    async def enter(self, host: str, limit: int, interval_s: float, deadline_s: float) -> SharedEntry:
+        """Take one of the ``limit`` slots of ``host`` and book its start, waiting for a slot within
+        ``deadline_s``. Raises :class:`RetryAfterActive` or :class:`LimitWait` (``"pacing"``) at once
+        when the start would not come within ``deadline_s``, :class:`LimitWait` (``"concurrency"``)
+        when no slot freed in time."""
         ...
+
+    async def leave(self, host: str, token: str) -> None: ...
 
     async def note_retry_after(self, host: str, seconds: float) -> None: ...
 
@@ -114,19 +128,24 @@ class _Host:
         return not self.active and not self.waiters and self.next_start <= now and self.retry_until <= now
 
 
+#: The longest a request waits for its shared slot to be given back before it goes on (the giving
+#: back goes on without it).
+LEAVE_WAIT_S = 0.1
+
 #: Sweep idle entries once the table holds at least this many hosts (then twice the survivors).
 _SWEEP_FLOOR = 1024
 
 
 class HostLimits:
     def __init__(
-        self, config: LimitsConfig | None = None, clock: Clock = time.monotonic, shared: SharedHostTimes | None = None
+        self, config: LimitsConfig | None = None, clock: Clock = time.monotonic, shared: SharedHostLimits | None = None
     ) -> None:
         self.config = config or LimitsConfig()
         self._clock = clock
         self.shared = shared
         self._hosts: dict[str, _Host] = {}
         self._sweep_at = _SWEEP_FLOOR
+        self._leaving: set[asyncio.Task[None]] = set()
 
     # --- the slot --------------------------------------------------------------------------
 
@@ -137,13 +156,13 @@ class HostLimits:
         Raises :class:`RetryAfterActive` or :class:`LimitWait` when that cannot happen within
         ``deadline_s`` (the seconds the request has left).
         """
-        state = await self._enter(host, deadline_s)
+        state, token = await self._enter(host, deadline_s)
         try:
             yield
         finally:
-            self._release(host, state)
+            await self._leave(host, state, token)
 
-    async def _enter(self, host: str, deadline_s: float) -> _Host:
+    async def _enter(self, host: str, deadline_s: float) -> tuple[_Host, str | None]:
         state = self._state(host)
         now = self._clock()
         end = now + deadline_s
@@ -159,16 +178,34 @@ class HostLimits:
         except BaseException:
             self._drop_if_idle(host, state)
             raise
+        token: str | None = None
         try:
             await self._wait_for_start(state, end)
             if self.shared is not None:
-                wait = await self.shared.reserve(host, self.config.min_interval_s, end - self._clock())
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                entry = await self.shared.enter(
+                    host, self.config.per_host_concurrency, self.config.min_interval_s, end - self._clock()
+                )
+                token = entry.token
+                if entry.wait_s > 0:
+                    await asyncio.sleep(entry.wait_s)
         except BaseException:
-            self._release(host, state)
+            await self._leave(host, state, token)
             raise
-        return state
+        return state, token
+
+    async def _leave(self, host: str, state: _Host, token: str | None) -> None:
+        """Give back the shared slot (if one was taken), then the local one, whatever happens."""
+        try:
+            if token is not None and self.shared is not None:
+                # A task of its own: a cancelled request still gives its shared slot back (else it
+                # would stay taken until its lease ran out), and a Redis that hangs delays the
+                # answer by LEAVE_WAIT_S at most.
+                leaving = asyncio.create_task(self.shared.leave(host, token))
+                self._leaving.add(leaving)
+                leaving.add_done_callback(self._leaving.discard)
+                await asyncio.wait({leaving}, timeout=LEAVE_WAIT_S)
+        finally:
+            self._release(host, state)
 
     async def _acquire(self, state: _Host, queued_at: float, end: float) -> None:
         if state.active < self.config.per_host_concurrency and not state.waiters:

@@ -1,10 +1,10 @@
 """The link to Redis, the shared-state engine several replicas act as one through.
 
 With ``BROWSER_SERVICE_REDIS_URL`` set, the page cache (``RedisCacheStore``), the host breakers
-(``breaker_shared.RedisBreakers``), a host's Retry-After and pacing (``limits.RedisHostTimes``),
-named sessions (``sessions.RedisSessionStore``), traces (``traces_shared.RedisTraces``) and the
-quarantine (``quarantine_shared.RedisQuarantineStore``) keep their state in one Redis; without it
-everything stays embedded. Every store talks to Redis through
+(``breaker_shared.RedisBreakers``), a host's concurrency, Retry-After and pacing
+(``limits_shared.RedisHostLimits``), named sessions (``sessions.RedisSessionStore``), traces
+(``traces_shared.RedisTraces``) and the quarantine (``quarantine_shared.RedisQuarantineStore``)
+keep their state in one Redis; without it everything stays embedded. Every store talks to Redis through
 :meth:`RedisLink.call`, which:
 
 * **bounds every call** (``timeout_s``, default 0.5 s, as the socket timeouts too), so a Redis that

@@ -4,6 +4,8 @@ directories, sharing one real redis-server.
 * a page cached through A is a cache hit through B;
 * a host failing through A is ``circuit_open`` on B, which does not contact it;
 * a session created through A signs in through B and is signed in through A;
+* a host's concurrency cap holds across both: while A's fetch holds the host's one slot, B's is
+  refused with ``overloaded`` without contacting the host, and goes once A's is over;
 * the trace of a fetch through A is found through B;
 * a result held in quarantine through B is reviewed and approved through A;
 * stopping A (SIGTERM) loses no request sent to B, in flight or after.
@@ -49,6 +51,7 @@ class Replica(ServeProcess):
             "BROWSER_SERVICE_REDIS_TIMEOUT_MS": "5000",  # a loaded test machine; the default is 500
             "BROWSER_SERVICE_PRELAUNCH": "false",
             "BROWSER_SERVICE_RETRY_ATTEMPTS": "1",
+            "BROWSER_SERVICE_HOST_CONCURRENCY": "1",  # one fetch at a time per host, across both
             "BROWSER_SERVICE_BREAKER_WINDOW": "4",
             "BROWSER_SERVICE_BREAKER_MIN_CALLS": "2",
             "BROWSER_SERVICE_BREAKER_OPEN_S": "600",
@@ -133,6 +136,26 @@ def test_a_host_failing_through_a_is_open_on_b(replicas: tuple[Replica, Replica]
     hosts = [HostStatus.model_validate(h) for h in b.get("/v1/hosts").json()]
     named = host_key(by_name(origin, "/"))  # fetched once through A (the cache test): B lists it too
     assert [(h.host, h.circuit, h.calls, h.failures) for h in hosts] == [(host, "open", 2, 2), (named, "closed", 1, 0)]
+
+
+def test_a_hosts_one_slot_is_shared_by_both_replicas(replicas: tuple[Replica, Replica], origin: FixtureServer) -> None:
+    a, b = replicas
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(a.fetch, by_name(origin, "/hold?id=cap-a"), max_age_s=0)
+        origin.wait_until(lambda: origin.hits["/hold?id=cap-a"] == 1)  # A holds the host's slot
+        status, refused = b.fetch(by_name(origin, "/hold?id=cap-b"), max_age_s=0, timeout_ms=1500)
+        origin.release("cap-a")
+        assert in_flight.result(timeout=60)[1].ok
+    assert status == 503 and refused.error is not None and refused.error.kind == "overloaded"
+    assert refused.error.phase == "queue"
+    assert refused.error.message.startswith("Requests to localhost:") and "1 at a time across replicas" in (
+        refused.error.message
+    )
+    assert origin.hits["/hold?id=cap-b"] == 0  # never contacted
+    origin.release("cap-b")
+    status, page = b.fetch(by_name(origin, "/hold?id=cap-b"), max_age_s=0)
+    assert status == 200 and page.ok  # the slot is free again
+    assert origin.hits["/hold?id=cap-b"] == 1
 
 
 def test_the_trace_of_a_fetch_through_a_is_found_through_b(

@@ -10,6 +10,7 @@ the health report says so, and it comes back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,13 +25,14 @@ from browser_service.deadline import Deadline
 from browser_service.errors import FetchTimeout, Overloaded, SessionNotFound
 from browser_service.fetcher import Fetcher
 from browser_service.limits import HostLimits, LimitsConfig, LimitWait, RetryAfterActive
-from browser_service.limits_shared import RedisHostTimes
+from browser_service.limits_shared import RedisHostLimits
 from browser_service.quarantine import new_item
 from browser_service.quarantine_shared import RedisQuarantineStore
 from browser_service.sessions import RedisSessionStore
 from browser_service.shared import RedisLink, SharedUnavailable
 from tests.conftest import make_settings
 from tests.integration.test_api import running
+from tests.integration.test_pool import until
 from tests.redis_server import RedisServer
 from tests.site import FixtureServer
 
@@ -159,8 +161,8 @@ async def test_a_trial_whose_replica_vanished_frees_its_place_after_the_lease(
 async def test_a_retry_after_noted_through_one_replica_holds_on_the_other(
     links: tuple[RedisLink, RedisLink],
 ) -> None:
-    a = HostLimits(LimitsConfig(), shared=RedisHostTimes(links[0]))
-    b = HostLimits(LimitsConfig(), shared=RedisHostTimes(links[1]))
+    a = HostLimits(LimitsConfig(), shared=RedisHostLimits(links[0]))
+    b = HostLimits(LimitsConfig(), shared=RedisHostLimits(links[1]))
     host = "api.example"
     await a.share_retry_after(host, a.note_retry_after(host, 60))
     with pytest.raises(RetryAfterActive) as pause:
@@ -174,8 +176,8 @@ async def test_a_retry_after_noted_through_one_replica_holds_on_the_other(
 
 async def test_pacing_is_one_schedule_across_replicas(links: tuple[RedisLink, RedisLink]) -> None:
     config = LimitsConfig(min_interval_s=10)
-    a = HostLimits(config, shared=RedisHostTimes(links[0]))
-    b = HostLimits(config, shared=RedisHostTimes(links[1]))
+    a = HostLimits(config, shared=RedisHostLimits(links[0]))
+    b = HostLimits(config, shared=RedisHostLimits(links[1]))
     host = "paced.example"
     async with a.slot(host, 5.0):  # the first start is at once; the next is booked 10 s later
         pass
@@ -183,6 +185,73 @@ async def test_pacing_is_one_schedule_across_replicas(links: tuple[RedisLink, Re
         async with b.slot(host, 5.0):
             pytest.fail("B's start is 10 s after A's")
     assert wait.value.reason == "pacing" and 9 < wait.value.wait_s <= 10
+
+
+async def test_a_hosts_concurrency_is_one_cap_across_replicas(links: tuple[RedisLink, RedisLink]) -> None:
+    config = LimitsConfig(per_host_concurrency=2)
+    a = HostLimits(config, shared=RedisHostLimits(links[0]))
+    b = HostLimits(config, shared=RedisHostLimits(links[1]))
+    host = "capped.example"
+    async with contextlib.AsyncExitStack() as held:
+        first = await held.enter_async_context(contextlib.AsyncExitStack())
+        await first.enter_async_context(a.slot(host, 5.0))
+        await held.enter_async_context(a.slot(host, 5.0))  # A holds both of the host's slots
+        with pytest.raises(LimitWait) as full:
+            async with b.slot(host, 0.3):
+                pytest.fail("the host's two slots are held through A")
+        assert full.value.reason == "concurrency" and full.value.wait_s >= 0.3
+        assert b.in_use(host) == 0  # B's local slot was given back
+        async with b.slot("other.example", 5.0):  # other hosts are not held
+            pass
+
+        order: list[str] = []
+
+        async def through_b() -> None:
+            async with b.slot(host, 10.0):
+                order.append("B entered")
+
+        waiting = asyncio.create_task(through_b())
+        await until(lambda: b.in_use(host) == 1)  # B holds its local slot: it waits for a shared one
+        order.append("A left")
+        await first.aclose()
+        await waiting
+    assert order == ["A left", "B entered"]
+
+
+async def test_a_slot_whose_replica_vanished_frees_itself_when_its_lease_runs_out(
+    links: tuple[RedisLink, RedisLink],
+) -> None:
+    host = "vanished.example"
+    gone = RedisHostLimits(links[0], lease_grace_s=0)
+    entry = await gone.enter(host, 1, 0.0, 0.3)  # taken with a 0.3 s deadline, never given back
+    assert entry.token is not None
+    b = HostLimits(LimitsConfig(per_host_concurrency=1), shared=RedisHostLimits(links[1]))
+    started = time.monotonic()
+    async with b.slot(host, 10.0):
+        waited = time.monotonic() - started
+    assert 0.2 <= waited < 5  # not before the lease ran out, and soon after
+
+
+async def test_a_cancelled_request_gives_its_shared_slot_back(links: tuple[RedisLink, RedisLink]) -> None:
+    config = LimitsConfig(per_host_concurrency=1)
+    a = HostLimits(config, shared=RedisHostLimits(links[0]))
+    b = HostLimits(config, shared=RedisHostLimits(links[1]))
+    host = "cancelled.example"
+    inside = asyncio.Event()
+
+    async def hold_forever() -> None:
+        async with a.slot(host, 60.0):
+            inside.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(hold_forever())
+    await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert a.in_use(host) == 0
+    async with b.slot(host, 5.0):  # free across replicas now, not after the 70 s lease
+        pass
 
 
 # --- sessions ------------------------------------------------------------------------------------
@@ -255,7 +324,7 @@ async def test_when_redis_stops_every_store_answers_at_once_and_it_comes_back(ow
     link = RedisLink(own_redis.url, timeout_s=5, retry_s=0)  # no back-off: the test sees Redis return at once
     cache = RedisCacheStore(link, ttl_s=600)
     breakers = _breakers(link)
-    limits = HostLimits(LimitsConfig(), shared=RedisHostTimes(link))
+    limits = HostLimits(LimitsConfig(), shared=RedisHostLimits(link))
     sessions = _sessions(link)
     await cache.put("k", _entry())
     session = (await sessions.create()).id
