@@ -122,6 +122,32 @@ def _js_article(h: Handler) -> None:
     h.send(200, (PAGES / "js-article.html").read_text().replace("__DELAY__", str(delay)))
 
 
+#: The article a lazily loaded route renders (fixtures/pages/lazy-route.html).
+LAZY_ARTICLE = (
+    "<article><h1>Reading the Sky</h1>"
+    "<p>A halo round the moon comes from ice crystals in thin, high cloud, often a day ahead of rain.</p>"
+    "<p>Mackerel skies and mares' tails, the sailors' saying goes, make tall ships carry low sails.</p>"
+    "<p>Rendered by a chunk loaded with import().</p></article>"
+)
+
+
+def _lazy_chunk(h: Handler) -> None:
+    """A module chunk, answered after ``?ms=``. With ``?then=N`` it shows a placeholder and loads
+    the article from a second chunk (itself answered after N ms), as a route that splits again."""
+    h.server.stop.wait(int(h.query.get("ms", "300")) / 1000)
+    then = h.query.get("then", "")
+    if then:
+        body = (
+            "export async function render(root) {\n"
+            "  root.innerHTML = '<p class=\"loading\">Loading the article…</p>';\n"
+            f"  const part = await import('/lazy-chunk.js?ms={int(then)}');\n"
+            "  part.render(root);\n}\n"
+        )
+    else:
+        body = f"export function render(root) {{ root.innerHTML = {LAZY_ARTICLE!r}; }}\n"
+    h.send(200, body, "text/javascript; charset=utf-8")
+
+
 def _needs_cookie(h: Handler) -> None:
     if "session=letmein" in (h.headers.get("Cookie") or ""):
         h.page("members.html")
@@ -630,6 +656,7 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/flaky": _flaky,
     "/etag": _etag,
     "/js-article": _js_article,
+    "/lazy-chunk.js": _lazy_chunk,
     "/needs-cookie": _needs_cookie,
     "/redirect": _redirect,
     "/redirect-loop": _redirect_loop,

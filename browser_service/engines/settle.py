@@ -14,9 +14,20 @@ the asynchronous work a page has started that can still change the DOM:
 The page has settled when nothing is in flight or due and the DOM has been quiet for ``quiet`` ms,
 or when nothing has been in flight for ``max(1 s, 4 × quiet)`` even if an animation keeps mutating
 the DOM. The wait never exceeds the cap nor the request's deadline.
+
+One kind of work the page's scripts cannot see: a module loaded by ``import()`` (how bundlers split
+an app into chunks loaded on demand, a lazy route's code), which does not hold ``load`` either.
+:class:`ScriptLoads` counts the main frame's script requests in flight from the browser's side;
+when the page settles with one still loading, the engine waits for it and settles again, the quiet
+time counted from when the last one arrived (so the code it brings gets to run).
 """
 
 from __future__ import annotations
+
+import asyncio
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Request
 
 INIT_SCRIPT = r"""
 (() => {
@@ -98,8 +109,9 @@ INIT_SCRIPT = r"""
   }, { once: true });
   // The page and its title, read in the same call that waited: two round trips fewer per page.
   window.__bsSnapshot = %(snapshot)s;
-  window.__bsSettle = (quiet, cap) => new Promise((resolve) => {
+  window.__bsSettle = (quiet, cap, fresh) => new Promise((resolve) => {
     const start = now();
+    if (fresh) touch();  // something the page cannot see just happened (a script arrived): quiet from now
     const check = () => {
       const t = now();
       const busy = inflight > 0 || timers.size > 0 || document.readyState !== 'complete';
@@ -133,3 +145,35 @@ SNAPSHOT = """() => {
 
 def init_script(cap_ms: int) -> str:
     return INIT_SCRIPT % {"cap": cap_ms, "snapshot": SNAPSHOT}
+
+
+class ScriptLoads:
+    """The main frame's script requests still in flight, fed by the page's request events."""
+
+    def __init__(self, page: Page) -> None:
+        self._page = page
+        self._pending: set[Request] = set()
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def started(self, request: Request) -> None:
+        if request.resource_type != "script":
+            return
+        try:
+            frame = request.frame
+        except PlaywrightError:  # a service worker's request has no frame
+            return
+        if frame != self._page.main_frame:
+            return
+        if request.redirected_from is not None:  # the same load, moved on
+            self._pending.discard(request.redirected_from)
+        self._pending.add(request)
+        self.idle.clear()
+
+    def ended(self, request: Request) -> None:
+        self._pending.discard(request)
+        if not self._pending:
+            self.idle.set()

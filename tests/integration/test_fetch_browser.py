@@ -27,6 +27,19 @@ async def test_default_wait_catches_content_after_two_seconds(fetcher: Fetcher, 
     assert response.warnings == []
 
 
+@pytest.mark.parametrize("query", ["ms=300", "ms=300&then=300"])
+async def test_default_wait_catches_an_app_whose_code_arrives_by_import(
+    fetcher: Fetcher, site: FixtureServer, query: str
+) -> None:
+    # import() holds neither load nor any counter the page's scripts keep: the wait sees the
+    # chunk in flight from the browser's side (and, with then=, the chunk the chunk loads).
+    response = await fetch(fetcher, site.url(f"/lazy-route.html?{query}"), render="browser")
+    md = response.markdown or ""
+    assert response.ok and md.startswith("# Reading the Sky"), md
+    assert "Rendered by a chunk loaded with import()." in md and "Loading" not in md
+    assert response.warnings == []
+
+
 async def test_auto_renders_an_spa_shell(fetcher: Fetcher, site: FixtureServer) -> None:
     response = await fetch(fetcher, site.url("/spa.html"), formats=["markdown", "raw_html"])
     assert response.ok and response.engine == "browser" and response.title == "Knots Every Sailor Knows"
@@ -59,16 +72,27 @@ async def test_browser_sends_cookies_and_headers(fetcher: Fetcher, site: Fixture
     assert error_kind(refused) == "http_error" and refused.error.status_code == 403  # type: ignore[union-attr]
     allowed = await fetch(fetcher, site.url("/needs-cookie"), render="browser", cookies={"session": "letmein"})
     assert allowed.ok and "Members Area" in (allowed.markdown or "")
-    echo = await fetch(fetcher, site.url("/echo-headers"), render="browser", headers={"X-Agent-Test": "yes"},
-                       formats=["text"], main_content=False)
+    echo = await fetch(
+        fetcher,
+        site.url("/echo-headers"),
+        render="browser",
+        headers={"X-Agent-Test": "yes"},
+        formats=["text"],
+        main_content=False,
+    )
     assert "x-agent-test: yes" in (echo.text or "").lower() and "HeadlessChrome" not in (echo.text or "")
 
 
 @pytest.mark.parametrize(
     ("path", "kind", "status"),
-    [("/no-such-page", "not_found", 404), ("/error", "http_error", 500), ("/doc.pdf", "unsupported_content", None),
-     ("/image.png", "unsupported_content", 200), ("/reset", "connection_error", None),
-     ("/redirect-loop", "http_error", None)],
+    [
+        ("/no-such-page", "not_found", 404),
+        ("/error", "http_error", 500),
+        ("/doc.pdf", "unsupported_content", None),
+        ("/image.png", "unsupported_content", 200),
+        ("/reset", "connection_error", None),
+        ("/redirect-loop", "http_error", None),
+    ],
 )
 async def test_browser_failures_are_typed(
     fetcher: Fetcher, site: FixtureServer, path: str, kind: str, status: int | None
