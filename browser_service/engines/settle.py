@@ -9,7 +9,8 @@ the asynchronous work a page has started that can still change the DOM:
   added after ``load`` until they have run,
 * ``setTimeout`` callbacks due within the cap — except timer chains (a callback re-arming itself
   three or more times, like a poller or a carousel), which would never end,
-* DOM mutations after DOMContentLoaded (a MutationObserver), as the time of the last activity.
+* DOM mutations after DOMContentLoaded (a MutationObserver), and messages posted on a
+  ``MessageChannel`` (a scheduler slicing its rendering into tasks), as the time of the last activity.
 
 The page has settled when nothing is in flight or due and the DOM has been quiet for ``quiet`` ms,
 or when nothing has been in flight for ``max(1 s, 4 × quiet)`` even if an animation keeps mutating
@@ -87,6 +88,11 @@ INIT_SCRIPT = r"""
     this.addEventListener('loadend', () => { inflight--; touch(); }, { once: true });
     return origSend.apply(this, arguments);
   };
+  // A scheduler that slices its work into tasks with messages (React's does, rendering in 5 ms
+  // slices between which the DOM does not change) is busy until it stops posting: each message is
+  // activity. A loop that never stops posting ends the wait by the calm rule below.
+  const origPost = MessagePort.prototype.postMessage;
+  MessagePort.prototype.postMessage = function () { touch(); return origPost.apply(this, arguments); };
   // A script added at run time (a loader, a dynamic import shim) is work in flight until it runs.
   const watchScript = (node) => {
     if (node.nodeName !== 'SCRIPT' || !node.src || node.__bsSeen) return;

@@ -40,6 +40,16 @@ async def test_default_wait_catches_an_app_whose_code_arrives_by_import(
     assert response.warnings == []
 
 
+async def test_default_wait_catches_a_render_sliced_into_tasks(fetcher: Fetcher, site: FixtureServer) -> None:
+    # 300 ms of work in 5 ms tasks chained by MessageChannel messages, the DOM untouched until the
+    # end: longer than the quiet time, so only the messages show the page is still busy.
+    response = await fetch(fetcher, site.url("/sliced-render.html"), render="browser")
+    md = response.markdown or ""
+    assert response.ok and md.startswith("# Knots for Mooring"), md
+    assert "Committed after 300 ms of sliced work." in md and "Loading" not in md
+    assert response.warnings == []
+
+
 async def test_auto_renders_an_spa_shell(fetcher: Fetcher, site: FixtureServer) -> None:
     response = await fetch(fetcher, site.url("/spa.html"), formats=["markdown", "raw_html"])
     assert response.ok and response.engine == "browser" and response.title == "Knots Every Sailor Knows"
