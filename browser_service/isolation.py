@@ -143,18 +143,23 @@ async def reset_slot(slot: PageSlot) -> None:
     """Clean the slot for its next lease; raises if it cannot (the caller then closes it)."""
     async with asyncio.timeout(RESET_TIMEOUT_S):
         page = slot.page
-        await page.goto("about:blank")
-        for extra in slot.context.pages:
-            if extra is not page:
-                await extra.close()
-        await slot.context.clear_cookies()
-        assert slot.cdp is not None
-        for origin in slot.origins:
-            await slot.cdp.send("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+        await page.goto("about:blank")  # first: the lease's document must be gone before clearing
+        cdp = slot.cdp
+        assert cdp is not None
+        # The rest is independent, and each step is a round trip through Playwright's driver that
+        # takes tens of ms on a busy machine: all at once, so the slot is back sooner.
+        await asyncio.gather(
+            *(extra.close() for extra in slot.context.pages if extra is not page),
+            slot.context.clear_cookies(),
+            *(
+                cdp.send("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+                for origin in slot.origins
+            ),
+            cdp.send("Network.clearBrowserCache"),
+            page.evaluate("window.name = ''"),
+            page.set_extra_http_headers({}),
+        )
         slot.origins.clear()
-        await slot.cdp.send("Network.clearBrowserCache")
-        await page.evaluate("window.name = ''")
-        await page.set_extra_http_headers({})
 
 
 async def close_slot(slot: PageSlot) -> bool:

@@ -345,7 +345,7 @@ async def test_when_redis_stops_every_store_answers_at_once_and_it_comes_back(ow
     health = await link.health()
     assert health.state == "unavailable" and health.error is not None
 
-    RedisServer(own_redis.workdir, own_redis.port).start()  # the same address again, empty
+    own_redis.start()  # the same address again, empty (and stopped by the fixture again)
     assert (await link.health()).state == "available"
     assert await cache.get("k") is None  # an empty Redis: a miss
     await link.aclose()
