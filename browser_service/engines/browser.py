@@ -32,7 +32,7 @@ from browser_service.egress import PROXY_ERRORS
 from browser_service.encoding import decode
 from browser_service.engines.base import RawPage, content_kind, header_charset, mime_type
 from browser_service.engines.screenshot import capture
-from browser_service.engines.settle import SNAPSHOT, ScriptLoads
+from browser_service.engines.settle import SNAPSHOT, PendingLoads
 from browser_service.errors import (
     BrowserError,
     ConnectError,
@@ -152,10 +152,10 @@ class BrowserEngine:
         navigation_ended = asyncio.Event()
         top_responses: list[Response] = []
 
-        scripts = ScriptLoads(page)
+        loads = PendingLoads(page)
 
         def on_request(request: Request) -> None:
-            scripts.started(request)
+            loads.started(request)
             if request.redirected_from is None and _is_main(lease, request):
                 started[0] += 1
 
@@ -187,7 +187,7 @@ class BrowserEngine:
         failed: list[Request] = []
 
         def on_failed(request: Request) -> None:
-            scripts.ended(request)
+            loads.ended(request)
             failed.append(request)
             if _is_main(lease, request):
                 ended[0] += 1
@@ -196,7 +196,7 @@ class BrowserEngine:
         page.on("request", on_request)
         page.on("response", on_response)
         page.on("requestfailed", on_failed)
-        page.on("requestfinished", scripts.ended)
+        page.on("requestfinished", loads.ended)
         page.on("framenavigated", on_committed)
         try:
             try:
@@ -210,7 +210,7 @@ class BrowserEngine:
             if actions:
                 # The steps act on the page as a reader would see it: loaded and settled first.
                 if wait_until is None:
-                    await self._settle(page, deadline, [], scripts)
+                    await self._settle(page, deadline, [], loads)
                 loaded = len(top_responses)
                 done = await run_actions(page, actions, deadline)
                 if len(top_responses) > loaded:  # a step navigated (a link, a form): read the new page
@@ -225,14 +225,14 @@ class BrowserEngine:
                 wait_for,
                 wait_ms,
                 screenshot and challenged is None,
-                scripts,
+                loads,
             )
             raw.warnings.extend(done)
             if challenged is not None and raw.kind == "html":
                 if challenged(raw) and await self._outlast_challenge(page, deadline, navigated):
                     passed = main_responses[-1] if main_responses else None
                     raw = await self._read_through_navigations(
-                        page, url, deadline, main_responses, passed, None, None, 0, False, scripts
+                        page, url, deadline, main_responses, passed, None, None, 0, False, loads
                     )
                     raw.warnings.append("passed a JavaScript challenge in the browser")
                 if screenshot:
@@ -267,7 +267,7 @@ class BrowserEngine:
             page.remove_listener("request", on_request)
             page.remove_listener("response", on_response)
             page.remove_listener("requestfailed", on_failed)
-            page.remove_listener("requestfinished", scripts.ended)
+            page.remove_listener("requestfinished", loads.ended)
             page.remove_listener("framenavigated", on_navigated)
             page.remove_listener("framenavigated", on_committed)
 
@@ -339,15 +339,13 @@ class BrowserEngine:
         wait_for: str | None,
         wait_ms: int,
         screenshot: bool,
-        scripts: ScriptLoads,
+        loads: PendingLoads,
     ) -> RawPage:
         """``_read``, again on the new document when the page navigates itself meanwhile (a script
         redirect, a challenge that passed): reading a document that is being replaced fails."""
         for _ in range(MAX_SELF_NAVIGATIONS):
             try:
-                return await self._read(
-                    page, url, deadline, response, wait_until, wait_for, wait_ms, screenshot, scripts
-                )
+                return await self._read(page, url, deadline, response, wait_until, wait_for, wait_ms, screenshot, loads)
             except PlaywrightError as exc:
                 if "context was destroyed" not in exc.message:
                     raise
@@ -379,7 +377,7 @@ class BrowserEngine:
         wait_for: str | None,
         wait_ms: int,
         screenshot: bool,
-        scripts: ScriptLoads,
+        loads: PendingLoads,
     ) -> RawPage:
         """The page as it is once the waits asked for are over (or, for non-HTML, the bytes as sent)."""
         status = response.status if response else 200
@@ -420,7 +418,7 @@ class BrowserEngine:
                 )
                 raise
         elif wait_until is None:
-            snapshot = await self._settle(page, deadline, warnings, scripts)
+            snapshot = await self._settle(page, deadline, warnings, loads)
         if wait_ms:
             await deadline.run(asyncio.sleep(wait_ms / 1000), "render", "during wait_ms")
             snapshot = None
@@ -480,12 +478,13 @@ class BrowserEngine:
         return body
 
     async def _settle(
-        self, page: Page, deadline: Deadline, warnings: list[str], scripts: ScriptLoads
+        self, page: Page, deadline: Deadline, warnings: list[str], loads: PendingLoads
     ) -> Snapshot | None:
         """Wait until the DOM settles (engines/settle.py); the page as it then is, read in the same call.
 
-        Settled with a script still loading (an ``import()`` the page cannot see): wait for it, then
-        settle again with the quiet time counted from its arrival — all within the one cap.
+        Settled with a load still in flight that the page cannot see (an ``import()``, a worker's
+        fetch): wait for it, then settle again with the quiet time counted from its arrival — all
+        within the one cap.
         """
         started = time.monotonic()
         cap_s = min(self._settle_cap_s, deadline.remaining())
@@ -505,13 +504,13 @@ class BrowserEngine:
             except TimeoutError:
                 warnings.append("the page kept its main thread busy past the settle cap")
                 return None
-            if not result.get("settled", True) or scripts.idle.is_set():
+            if not result.get("settled", True) or loads.idle.is_set():
                 break
             try:
                 await deadline.run(
-                    scripts.idle.wait(),
+                    loads.idle.wait(),
                     "render",
-                    "waiting for the scripts the page is loading",
+                    "waiting for the scripts and data the page is loading",
                     cap_s=cap_s - (time.monotonic() - started),
                 )
             except TimeoutError:
@@ -523,7 +522,7 @@ class BrowserEngine:
             warnings.append(
                 f"the page was still changing after {result.get('waited_ms')} ms "
                 f"({result.get('inflight')} requests, {result.get('timers')} timers"
-                + (f", {len(scripts)} script loads" if scripts else "")
+                + (f", {len(loads)} loads" if loads else "")
                 + " pending); read it as it was. Use wait_for to wait for a specific element."
             )
         return result

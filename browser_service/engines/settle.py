@@ -16,11 +16,13 @@ The page has settled when nothing is in flight or due and the DOM has been quiet
 or when nothing has been in flight for ``max(1 s, 4 × quiet)`` even if an animation keeps mutating
 the DOM. The wait never exceeds the cap nor the request's deadline.
 
-One kind of work the page's scripts cannot see: a module loaded by ``import()`` (how bundlers split
-an app into chunks loaded on demand, a lazy route's code), which does not hold ``load`` either.
-:class:`ScriptLoads` counts the main frame's script requests in flight from the browser's side;
-when the page settles with one still loading, the engine waits for it and settles again, the quiet
-time counted from when the last one arrived (so the code it brings gets to run).
+Two kinds of loads the page's scripts cannot see, neither of which holds ``load``: a module loaded
+by ``import()`` (how bundlers split an app into chunks loaded on demand, a lazy route's code), and
+a request a Web Worker makes (data fetched off the main thread, handed over as a message).
+:class:`PendingLoads` counts, from the browser's side, the main frame's script, fetch and XHR
+requests in flight, its workers' included; when the page settles with one still loading, the
+engine waits for it and settles again, the quiet time counted from when the last one arrived (so
+the code or data it brings gets to be used).
 """
 
 from __future__ import annotations
@@ -153,8 +155,14 @@ def init_script(cap_ms: int) -> str:
     return INIT_SCRIPT % {"cap": cap_ms, "snapshot": SNAPSHOT}
 
 
-class ScriptLoads:
-    """The main frame's script requests still in flight, fed by the page's request events."""
+#: What can bring a page code or data to render. Not "eventsource" and "websocket" (streams that
+#: never end), nor images, styles or fonts (which do not change the text).
+PENDING_TYPES = frozenset({"script", "fetch", "xhr"})
+
+
+class PendingLoads:
+    """The main frame's (and its workers') script and data requests still in flight, fed by the
+    page's request events."""
 
     def __init__(self, page: Page) -> None:
         self._page = page
@@ -166,7 +174,7 @@ class ScriptLoads:
         return len(self._pending)
 
     def started(self, request: Request) -> None:
-        if request.resource_type != "script":
+        if request.resource_type not in PENDING_TYPES:
             return
         try:
             frame = request.frame

@@ -40,6 +40,16 @@ async def test_default_wait_catches_an_app_whose_code_arrives_by_import(
     assert response.warnings == []
 
 
+async def test_default_wait_catches_an_article_a_worker_fetched(fetcher: Fetcher, site: FixtureServer) -> None:
+    # The worker's request (300 ms at the origin) is invisible to the page's scripts; the article
+    # arrives as a message once it is done.
+    response = await fetch(fetcher, site.url("/worker-render.html?ms=300"), render="browser")
+    md = response.markdown or ""
+    assert response.ok and md.startswith("# How Lighthouses Work"), md
+    assert "Fresnel designed a lens of concentric prisms" in md and "Loading" not in md
+    assert response.warnings == []
+
+
 async def test_default_wait_catches_a_render_sliced_into_tasks(fetcher: Fetcher, site: FixtureServer) -> None:
     # 300 ms of work in 5 ms tasks chained by MessageChannel messages, the DOM untouched until the
     # end: longer than the quiet time, so only the messages show the page is still busy.
