@@ -73,6 +73,7 @@ from browser_service.errors import (
     RateLimited,
     UnsupportedContent,
 )
+from extractors.dom import flatten_shadow_roots
 
 VerdictKind = Literal[
     "ok",
@@ -344,7 +345,7 @@ class _Page:
         if not self.source.strip():
             return self._title or "", "", ""
         try:
-            tree = LexborHTMLParser(self.source)
+            tree = LexborHTMLParser(flatten_shadow_roots(self.source))
             title_node = tree.css_first("title")
             title = self._title or (title_node.text() if title_node is not None else "")
             h1 = tree.css_first("h1")

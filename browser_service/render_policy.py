@@ -26,6 +26,8 @@ import re
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
+from extractors.dom import flatten_shadow_roots
+
 _SHELL_SELECTORS = (
     "#root",
     "#app",
@@ -58,7 +60,7 @@ def _text(node: Node | None) -> str:
 
 def needs_browser(html: str) -> str | None:
     """The reason this page needs JavaScript rendering, or None when the HTTP result is the page."""
-    tree = HTMLParser(html)
+    tree = HTMLParser(flatten_shadow_roots(html))  # server-rendered web components: their text counts
     scripts = tree.css("script")
     if not scripts:
         return None

@@ -52,7 +52,28 @@ def parse_html(html: str) -> HtmlElement | None:
         return None
     if not isinstance(root, HtmlElement):
         return None
+    if "shadowroot" in text:
+        _open_shadow_roots(root)
     return root
+
+
+def flatten_shadow_roots(html: str) -> str:
+    """``html`` with its declarative shadow roots opened (see :func:`_open_shadow_roots`), for
+    parsers that read every ``<template>`` as inert; the same string, unparsed, when it has none."""
+    if "shadowroot" not in html:
+        return html
+    root = parse_html(html)
+    return html if root is None else lxml.html.tostring(root, encoding="unicode")
+
+
+def _open_shadow_roots(root: HtmlElement) -> None:
+    """A declarative shadow root (``<template shadowrootmode="open">``, how a rendered page's web
+    components are serialised and how server-rendered ones arrive) is its host's content, shown
+    by the browser — unlike a plain ``<template>``, which is inert and dropped as invisible. Its
+    tags go, its content stays in place."""
+    templates = [el for el in root.iter("template") if el.get("shadowrootmode") or el.get("shadowroot")]
+    for template in templates:
+        template.drop_tag()
 
 
 def collapse_ws(text: str) -> str:

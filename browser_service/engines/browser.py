@@ -32,7 +32,7 @@ from browser_service.egress import PROXY_ERRORS
 from browser_service.encoding import decode
 from browser_service.engines.base import RawPage, content_kind, header_charset, mime_type
 from browser_service.engines.screenshot import capture
-from browser_service.engines.settle import SNAPSHOT, PendingLoads
+from browser_service.engines.settle import READ, SNAPSHOT, PendingLoads
 from browser_service.errors import (
     BrowserError,
     ConnectError,
@@ -423,7 +423,7 @@ class BrowserEngine:
             await deadline.run(asyncio.sleep(wait_ms / 1000), "render", "during wait_ms")
             snapshot = None
         if snapshot is None:
-            snapshot = cast(Snapshot, await deadline.run(page.evaluate(SNAPSHOT), "render", "reading the page"))
+            snapshot = cast(Snapshot, await deadline.run(page.evaluate(READ), "render", "reading the page"))
         html, title = str(snapshot.get("html") or ""), snapshot.get("title")
         if len(html) > self._max_bytes:
             raise TooLarge(

@@ -111,12 +111,25 @@ INIT_SCRIPT = r"""
   });
   // Observing from DOMContentLoaded on: the parser's own insertions are not "activity" and cost a
   // record each on a big page. This listener is registered before any page script's, so it runs first.
+  const watched = { subtree: true, childList: true, characterData: true, attributes: true };
   document.addEventListener('DOMContentLoaded', () => {
     touch();
-    observer.observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+    observer.observe(document, watched);
   }, { once: true });
+  // A web component renders into its shadow root, which neither the observer above nor outerHTML
+  // reaches: every root is watched as it is made, and kept for the snapshot (closed ones too,
+  // which nothing else can reach).
+  const roots = [];
+  const origAttach = Element.prototype.attachShadow;
+  Element.prototype.attachShadow = function () {
+    const root = origAttach.apply(this, arguments);
+    roots.push(root);
+    observer.observe(root, watched);
+    return root;
+  };
   // The page and its title, read in the same call that waited: two round trips fewer per page.
-  window.__bsSnapshot = %(snapshot)s;
+  const snapshot = %(snapshot)s;
+  window.__bsSnapshot = () => snapshot(roots);
   window.__bsSettle = (quiet, cap, fresh) => new Promise((resolve) => {
     const start = now();
     if (fresh) touch();  // something the page cannot see just happened (a script arrived): quiet from now
@@ -142,13 +155,34 @@ INIT_SCRIPT = r"""
 """
 
 
-#: The page serialised as Playwright's ``page.content()`` does, and its title.
-SNAPSHOT = """() => {
+#: The page serialised as Playwright's ``page.content()`` does, and its title — with the content of
+#: shadow roots as declarative shadow DOM (``<template shadowrootmode>``, which the extractors
+#: read as part of its host): the roots ``known`` to the init script and every open one.
+SNAPSHOT = """(known) => {
   let html = '';
   if (document.doctype) html = new XMLSerializer().serializeToString(document.doctype);
-  if (document.documentElement) html += document.documentElement.outerHTML;
+  const top = document.documentElement;
+  if (!top) return { html, title: document.title };
+  const roots = new Set();
+  const visit = (scope) => {
+    for (const el of scope.querySelectorAll('*')) {
+      const root = el.shadowRoot;
+      if (root && !roots.has(root)) { roots.add(root); visit(root); }
+    }
+  };
+  for (const root of known || []) { if (!roots.has(root)) { roots.add(root); visit(root); } }
+  visit(document);  // open roots the init script did not see made (the parser's declarative ones)
+  if (roots.size && top.getHTML) {
+    const shell = top.cloneNode(false).outerHTML;
+    html += shell.slice(0, shell.lastIndexOf('</')) + top.getHTML({ shadowRoots: [...roots] }) + '</html>';
+  } else {
+    html += top.outerHTML;
+  }
   return { html, title: document.title };
 }"""
+
+#: Read the page: through the init script when it is there (it knows the closed shadow roots).
+READ = f"() => window.__bsSnapshot ? window.__bsSnapshot() : ({SNAPSHOT})()"
 
 
 def init_script(cap_ms: int) -> str:

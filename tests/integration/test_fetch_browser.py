@@ -60,6 +60,25 @@ async def test_default_wait_catches_a_render_sliced_into_tasks(fetcher: Fetcher,
     assert response.warnings == []
 
 
+async def test_web_components_are_read_from_their_shadow_roots(fetcher: Fetcher, site: FixtureServer) -> None:
+    # A closed root (reachable only through the init script), an open one inside it, slotted light
+    # DOM, and a paragraph added inside the root after ~20 animation frames (seen only because the
+    # root's mutations are watched too).
+    response = await fetch(fetcher, site.url("/web-component.html"), render="browser")
+    md = response.markdown or ""
+    assert response.ok and md.startswith("# Reading a Nautical Chart\n\nSoundings give the depth of water"), md
+    assert "depths on older charts may be in fathoms, not metres." in md
+    assert "Contour lines join points of equal depth" in md and "By Ada Keeper" in md
+
+
+async def test_a_server_rendered_web_component_is_read_over_http(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/declarative-shadow.html"))
+    assert response.ok and [(a.engine, a.outcome) for a in response.attempts] == [("http", "ok")]
+    md = response.markdown or ""
+    assert md.startswith("# Flags at Sea\n\nThe international code of signals"), md
+    assert "Flag O, red and yellow divided diagonally" in md and "An inert template" not in md
+
+
 async def test_auto_renders_an_spa_shell(fetcher: Fetcher, site: FixtureServer) -> None:
     response = await fetch(fetcher, site.url("/spa.html"), formats=["markdown", "raw_html"])
     assert response.ok and response.engine == "browser" and response.title == "Knots Every Sailor Knows"
