@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from lxml import etree
 from lxml.html import HtmlElement
 
-from .clean import drop_all, drop_buttons, strip_chrome, strip_invisible
+from .clean import drop_all, drop_buttons, drop_consent_notices, strip_chrome, strip_invisible
 from .kind import is_discussion, is_product
 from .region import drop_fragments, drop_repeats, find_region, text_len
 from .trafcand import trafilatura_html
@@ -66,6 +66,8 @@ def main_content(root: HtmlElement, url: str) -> Content:
     region_len = text_len(region.element) if region is not None else 0
     traf = None
     if product or discussion or not _region_is_clear(region_len, page_len):
+        # Consent notices go first: trafilatura takes their legal text for content (clean.py).
+        drop_consent_notices(pristine)
         traf = trafilatura_html(pristine, url, with_comments=discussion)
     traf_len = text_len(traf) if traf is not None else 0
     choice = _choose(region_len, traf_len, page_len, product=product)

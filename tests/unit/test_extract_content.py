@@ -410,3 +410,32 @@ def test_a_cookie_policy_page_is_content_even_in_a_consent_named_wrapper() -> No
     page = f"<html><body><div class='cookie-policy'><h1>Cookie policy</h1>{policy}</div></body></html>"
     result = extract(page, URL, want={"markdown"})
     assert result.markdown.startswith("# Cookie policy\n\nThis cookie policy explains")
+
+
+def test_trafilatura_never_sees_the_consent_notice() -> None:
+    """A product page (trafilatura's answer wins there) with a consent manager's privacy centre."""
+    product = '<script type="application/ld+json">{"@type": "Product", "name": "Oak Stool"}</script>'
+    description = (
+        "<div class='description'><h1>Oak Stool</h1>"
+        + "<p>A three-legged stool turned from solid oak, finished with hard wax oil and sized for a kitchen"
+        " counter.</p>" * 3 + "</div>"
+    )
+    page = f"<html><head>{product}</head><body>{description}{_CONSENT_BANNER}</body></html>"
+    result = extract(page, URL, want={"text"})
+    assert "three-legged stool turned from solid oak" in result.text
+    assert "privacy" not in result.text and "cookies" not in result.text
+
+
+def test_blog_widgets_named_in_one_word_are_chrome() -> None:
+    post = "<p>Sourdough needs a lively starter, a slow rise and a very hot oven to get its open crumb.</p>" * 3
+    widgets = (
+        "<div class='sharedaddy sd-block'><h3>Spread the word</h3><a href='/x'>Mastodon</a></div>"
+        "<div class='jetpack-likes-widget-wrapper'>Like Loading...</div>"
+        "<div id='jp-relatedposts' class='jp-relatedposts'><h3>More from the blog</h3>"
+        "<p><a href='/rye'>Rye loaves for beginners and the flour they need</a></p></div>"
+    )
+    page = f"<html><body><div class='entry'><h1>Sourdough</h1>{post}{widgets}</div></body></html>"
+    text = extract(page, URL, want={"text"}).text
+    assert text.startswith("Sourdough\n\nSourdough needs a lively starter")
+    for widget_text in ("Spread the word", "Mastodon", "Loading", "More from the blog", "Rye loaves"):
+        assert widget_text not in text
