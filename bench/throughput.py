@@ -15,9 +15,11 @@ at each concurrency level, in this one run:
   software compositing, …) — still never cleaned, so not isolated between the pages a tab loads:
   the ceiling;
 * ctx/tab+flags+blank: the same, each tab sent to ``about:blank`` after its page (in the
-  background, as the service cleans a slot after the lease) — the least any pool that isolates
-  leases must do, since a document has to be gone before its state can be cleared: the bound for
-  the service (the "vs bound" column), with no clearing, no settle wait and no extraction;
+  background, as the service cleans a slot after the lease) — the step every pool that isolates
+  leases has to take, since a document has to be gone before its state can be cleared: the
+  reference for the service (the "vs ref" column), with no clearing, no settle wait and no
+  extraction (but, done plainly, ``goto`` + ``content()`` and a ``goto`` to ``about:blank``: the
+  service, reading a page in one call, can beat it);
 * ``render=browser`` through ``Fetcher.fetch``: isolated slots cleaned after every lease, the
   settle wait, extraction; on JS pages also with ``wait_until="load"``, which a caller sends to
   skip the settle wait (as plain Playwright does, so content that arrives after ``load`` can be
@@ -26,7 +28,7 @@ at each concurrency level, in this one run:
 
 With ``--rounds`` every row runs that many times, the rows taking turns, and the table shows medians
 and the range of each ratio over the rounds (this 2-core VM moves ±25 % between minutes). For each:
-pages/s, p50/p95 latency, ratios to plain Playwright and to the bound, the share of pages
+pages/s, p50/p95 latency, ratios to plain Playwright and to the reference, the share of pages
 whose article text was really captured, and the peak RSS of this process and its children (Chromium).
 Targets (issue 2): browser on JS pages ≥ 0.8× plain Playwright; auto on static pages ≥ 3×.
 """
@@ -370,17 +372,17 @@ async def one_round(
     )
     ceiling.baseline = baseline.throughput
     results.append(ceiling)
-    bound = await run_baseline(
+    reference = await run_baseline(
         pages, concurrency, args.slots, executable, warm, per_tab_context=True, service_flags=True, blank_between=True
     )
-    bound.baseline = baseline.throughput
-    results.append(bound)
+    reference.baseline = baseline.throughput
+    results.append(reference)
     for render, wait_until in (("browser", None), ("browser", "load"), ("auto", None)):
         if wait_until is not None and pages is static:
             continue
         result = await run_service(render, pages, concurrency, args.slots, executable, warm, wait_until=wait_until)
         result.baseline = baseline.throughput
-        result.per_tab = bound.throughput
+        result.per_tab = reference.throughput
         results.append(result)
     return results
 
@@ -408,7 +410,7 @@ async def run(args: argparse.Namespace, executable: str) -> None:
 
     print(
         f"\n{'engine':<30}{'pages':<8}{'conc':>5}{'pages/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
-        f"{'vs base':>21}{'vs bound':>21}{'captured':>10}{'peak RSS MB':>13}"
+        f"{'vs base':>21}{'vs ref':>21}{'captured':>10}{'peak RSS MB':>13}"
     )
     for (name, kind, concurrency), results in rounds.items():
         print(
