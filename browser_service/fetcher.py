@@ -240,9 +240,12 @@ class Fetcher:
                 else:
                     entry = await self._cache_get(key, deadline)
                     response = await self._serve(request, key, entry, deadline, attempts, trace_id)
-        except TimeoutError:
+        except TimeoutError as exc:
             log.error("deadline backstop fired", extra={"trace_id": trace_id, "url": url})
-            response = await self._failed(request, entry, deadline.timeout("total"), attempts, trace_id)
+            # On a stalled event loop the backstop can fire while a stage's own typed timeout is
+            # still on its way out: that one says where the time went.
+            failure = _typed_cause(exc) or deadline.timeout("total")
+            response = await self._failed(request, entry, failure, attempts, trace_id)
         except FetchError as exc:
             response = await self._failed(request, entry, exc, attempts, trace_id)
         except Exception as exc:  # a bug: still one typed answer, and the trace id to find it in logs
@@ -884,3 +887,15 @@ def _judge(raw: RawPage, attempt: Attempt, verdict: detect.Verdict | None = None
 def _warm_up() -> FetchResponse:
     page = "<html><head><title>w</title></head><body><article><h1>w</h1><p>warm up</p></article></body></html>"
     return extract_response(ExtractRequest.model_validate({"html": page, "url": "http://localhost/"}))
+
+
+def _typed_cause(exc: BaseException) -> FetchError | None:
+    """The typed error that was propagating when ``exc`` (the backstop's timeout) replaced it."""
+    seen: set[int] = set()
+    current = exc.__context__
+    while current is not None and id(current) not in seen:
+        if isinstance(current, FetchError):
+            return current
+        seen.add(id(current))
+        current = current.__context__
+    return None

@@ -5,8 +5,9 @@ was ready at ``load``; ``networkidle`` waits 500 ms even on a static page and ne
 long-poll. Instead an init script (installed in every context before any page script runs) counts
 the asynchronous work a page has started that can still change the DOM:
 
-* fetch and XMLHttpRequest calls in flight (a fetch until its body has been read), and scripts
-  added after ``load`` until they have run,
+* fetch and XMLHttpRequest calls in flight (a fetch until its body has been read), scripts
+  added after ``load`` until they have run, and a message to a Web Worker until it answers (1 s at
+  most),
 * ``setTimeout`` callbacks due within the cap — except timer chains (a callback re-arming itself
   three or more times, like a poller or a carousel), which would never end,
 * DOM mutations after DOMContentLoaded (a MutationObserver), and messages posted on a
@@ -14,7 +15,9 @@ the asynchronous work a page has started that can still change the DOM:
 
 The page has settled when nothing is in flight or due and the DOM has been quiet for ``quiet`` ms,
 or when nothing has been in flight for ``max(1 s, 4 × quiet)`` even if an animation keeps mutating
-the DOM. The wait never exceeds the cap nor the request's deadline.
+the DOM. A look at the page that comes more than a quiet time late (its thread starved on a loaded
+machine, so the page could not run either) counts as activity rather than quiet. The wait never
+exceeds the cap nor the request's deadline.
 
 Two kinds of loads the page's scripts cannot see, neither of which holds ``load``: a module loaded
 by ``import()`` (how bundlers split an app into chunks loaded on demand, a lazy route's code), and
@@ -92,9 +95,38 @@ INIT_SCRIPT = r"""
   };
   // A scheduler that slices its work into tasks with messages (React's does, rendering in 5 ms
   // slices between which the DOM does not change) is busy until it stops posting: each message is
-  // activity. A loop that never stops posting ends the wait by the calm rule below.
+  // activity, and work in flight (so the calm rule below, for endless animations, does not cut a
+  // long render short; a loop that never stops posting holds the wait to the cap).
   const origPost = MessagePort.prototype.postMessage;
-  MessagePort.prototype.postMessage = function () { touch(); return origPost.apply(this, arguments); };
+  MessagePort.prototype.postMessage = function () {
+    touch();
+    lastBusy = now();
+    return origPost.apply(this, arguments);
+  };
+  // A message to a Web Worker is work in flight until the worker answers (its requests, once made,
+  // are counted from the browser's side, but starting a worker can take longer than the quiet
+  // time) — at most WORKER_REPLY ms, for a worker that never answers.
+  const WORKER_REPLY = 1000;
+  if (window.Worker) {
+    const origWorkerPost = Worker.prototype.postMessage;
+    Worker.prototype.postMessage = function () {
+      touch();
+      if (!this.__bsAwaiting) {
+        this.__bsAwaiting = true;
+        inflight++;
+        const done = () => {
+          if (!this.__bsAwaiting) return;
+          this.__bsAwaiting = false;
+          inflight--;
+          touch();
+        };
+        this.addEventListener('message', done, { once: true });
+        this.addEventListener('error', done, { once: true });
+        setT(done, WORKER_REPLY);
+      }
+      return origWorkerPost.apply(this, arguments);
+    };
+  }
   // A script added at run time (a loader, a dynamic import shim) is work in flight until it runs.
   const watchScript = (node) => {
     if (node.nodeName !== 'SCRIPT' || !node.src || node.__bsSeen) return;
@@ -133,8 +165,12 @@ INIT_SCRIPT = r"""
   window.__bsSettle = (quiet, cap, fresh) => new Promise((resolve) => {
     const start = now();
     if (fresh) touch();  // something the page cannot see just happened (a script arrived): quiet from now
+    let dueAt = null;
     const check = () => {
       const t = now();
+      // A look that comes a whole quiet time late means the page's thread was starved (a loaded
+      // machine): the page could not run either, so that time was not quiet — count it as activity.
+      if (dueAt !== null && t - dueAt > Math.max(25, quiet)) touch();
       const busy = inflight > 0 || timers.size > 0 || document.readyState !== 'complete';
       if (busy) lastBusy = t;
       const idleFor = t - lastBusy;
@@ -146,7 +182,9 @@ INIT_SCRIPT = r"""
         // Idle: look again exactly when the quiet time would be up (a mutation meanwhile moves it
         // on), not on a fixed tick that overshoots by half a tick on average. Busy: poll.
         const due = busy ? POLL : Math.min(quiet - (t - lastActivity), calm - idleFor);
-        setT(check, Math.max(1, Math.ceil(Math.min(due, cap - (t - start)))));
+        const wait = Math.max(1, Math.ceil(Math.min(due, cap - (t - start))));
+        dueAt = t + wait;
+        setT(check, wait);
       }
     };
     check();
