@@ -156,16 +156,17 @@ class HostLimits:
         Raises :class:`RetryAfterActive` or :class:`LimitWait` when that cannot happen within
         ``deadline_s`` (the seconds the request has left).
         """
-        state, token = await self._enter(host, deadline_s)
+        end = self._clock() + deadline_s
+        state, token = await self._enter(host, end)
         try:
             yield
         finally:
-            await self._leave(host, state, token)
+            await self._leave(host, state, token, end)
 
-    async def _enter(self, host: str, deadline_s: float) -> tuple[_Host, str | None]:
+    async def _enter(self, host: str, end: float) -> tuple[_Host, str | None]:
         state = self._state(host)
         now = self._clock()
-        end = now + deadline_s
+        deadline_s = end - now
         try:
             retry_after = state.retry_until - now
             if retry_after > 0 and retry_after > deadline_s:
@@ -189,21 +190,23 @@ class HostLimits:
                 if entry.wait_s > 0:
                     await asyncio.sleep(entry.wait_s)
         except BaseException:
-            await self._leave(host, state, token)
+            await self._leave(host, state, token, end)
             raise
         return state, token
 
-    async def _leave(self, host: str, state: _Host, token: str | None) -> None:
+    async def _leave(self, host: str, state: _Host, token: str | None, end: float) -> None:
         """Give back the shared slot (if one was taken), then the local one, whatever happens."""
         try:
             if token is not None and self.shared is not None:
                 # A task of its own: a cancelled request still gives its shared slot back (else it
                 # would stay taken until its lease ran out), and a Redis that hangs delays the
-                # answer by LEAVE_WAIT_S at most.
+                # answer by LEAVE_WAIT_S at most, and never past the request's deadline.
                 leaving = asyncio.create_task(self.shared.leave(host, token))
                 self._leaving.add(leaving)
                 leaving.add_done_callback(self._leaving.discard)
-                await asyncio.wait({leaving}, timeout=LEAVE_WAIT_S)
+                wait = min(LEAVE_WAIT_S, end - self._clock())
+                if wait > 0:
+                    await asyncio.wait({leaving}, timeout=wait)
         finally:
             self._release(host, state)
 

@@ -52,7 +52,7 @@ def parse_html(html: str) -> HtmlElement | None:
         return None
     if not isinstance(root, HtmlElement):
         return None
-    if "shadowroot" in text:
+    if _may_have_shadow_roots(text):
         _open_shadow_roots(root)
     return root
 
@@ -60,10 +60,16 @@ def parse_html(html: str) -> HtmlElement | None:
 def flatten_shadow_roots(html: str) -> str:
     """``html`` with its declarative shadow roots opened (see :func:`_open_shadow_roots`), for
     parsers that read every ``<template>`` as inert; the same string, unparsed, when it has none."""
-    if "shadowroot" not in html:
+    if not _may_have_shadow_roots(html):
         return html
     root = parse_html(html)
     return html if root is None else lxml.html.tostring(root, encoding="unicode")
+
+
+def _may_have_shadow_roots(html: str) -> bool:
+    # Attribute names are case-insensitive: hand-written pages say shadowRootMode. Two plain
+    # substring tests, not a case-insensitive regex: this runs on every page.
+    return "shadowroot" in html or "shadowRoot" in html
 
 
 def _open_shadow_roots(root: HtmlElement) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from browser_service.limits import HostLimits, LimitsConfig, LimitWait, RetryAfterActive
+from browser_service import limits as limits_module
+from browser_service.limits import HostLimits, LimitsConfig, LimitWait, RetryAfterActive, SharedEntry
 
 HOST = "example.com"
 
@@ -339,3 +340,36 @@ def test_config_is_validated() -> None:
         LimitsConfig(per_host_concurrency=0)
     with pytest.raises(ValueError):
         LimitsConfig(min_interval_s=-1)
+
+
+class _HangingShared:
+    """Shared limits whose giving back never finishes (a Redis that stopped answering)."""
+
+    def __init__(self) -> None:
+        self.left: list[str] = []
+        self.answer = asyncio.Event()
+
+    async def enter(self, host: str, limit: int, interval_s: float, deadline_s: float) -> SharedEntry:
+        return SharedEntry(token="t1", wait_s=0.0)
+
+    async def leave(self, host: str, token: str) -> None:
+        self.left.append(token)
+        await self.answer.wait()
+
+    async def note_retry_after(self, host: str, seconds: float) -> None:
+        pass
+
+
+async def test_giving_back_a_shared_slot_never_holds_a_request_past_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(limits_module, "LEAVE_WAIT_S", 60.0)  # only the deadline can bound the wait
+    clock = FakeClock()
+    shared = _HangingShared()
+    limits = HostLimits(LimitsConfig(per_host_concurrency=1), clock=clock, shared=shared)
+    async with asyncio.timeout(5):
+        async with limits.slot(HOST, 2.0):
+            clock.advance(3.0)  # the request used up its time
+    assert limits.in_use(HOST) == 0  # the local slot is free at once
+    await until(lambda: shared.left == ["t1"])  # and the shared one is being given back meanwhile
+    shared.answer.set()

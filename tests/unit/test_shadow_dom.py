@@ -40,6 +40,12 @@ def test_the_extractors_read_shadow_roots_as_their_hosts_content() -> None:
     assert "An inert row template." not in result.text
 
 
+def test_a_hand_written_shadow_root_in_camel_case_is_read() -> None:
+    page = PAGE.replace("shadowrootmode=", "shadowRootMode=")
+    assert "Contour lines join points of equal depth" in extract(page, "https://charts.example/r").text
+    assert needs_browser(page) is None
+
+
 def test_flattening_is_free_without_shadow_roots() -> None:
     plain = "<html><body><template><p>x</p></template></body></html>"
     assert flatten_shadow_roots(plain) is plain
