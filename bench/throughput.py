@@ -29,7 +29,10 @@ at each concurrency level, in this one run:
 With ``--rounds`` every row runs that many times, the rows taking turns, and the table shows medians
 and the range of each ratio over the rounds (this 2-core VM moves ±25 % between minutes). For each:
 pages/s, p50/p95 latency, ratios to plain Playwright and to the reference, the share of pages
-whose article text was really captured, and the peak RSS of this process and its children (Chromium).
+whose article text was really captured, the peak RSS of this process and its children (Chromium),
+and the CPU each page cost this process (the client or the service, and the origin server's
+threads) and its children (the Playwright driver and Chromium): on this 2-core machine concurrency 8
+is CPU-bound, so pages/s there is about 2000 ms / (CPU ms per page).
 Targets (issue 2): browser on JS pages ≥ 0.8× plain Playwright; auto on static pages ≥ 3×.
 """
 
@@ -153,6 +156,8 @@ class Result:
     p95_ms: float
     captured: float
     peak_rss_mb: float
+    cpu_own_ms: float = 0.0  # CPU per page of this process: the client or the service (and the origin server)
+    cpu_browser_ms: float = 0.0  # CPU per page of its children: the Playwright driver and Chromium
     baseline: float | None = None
     per_tab: float | None = None
 
@@ -264,7 +269,7 @@ async def run_baseline(
                 return captured
 
             await drive(warmup, concurrency, one)
-            seconds, latencies, captured = await drive(urls, concurrency, one)
+            seconds, latencies, captured, cpu = await measured(urls, concurrency, one)
             await asyncio.gather(*cleaning)
             await browser.close()
     if not per_tab_context:
@@ -273,7 +278,7 @@ async def run_baseline(
         name = "Playwright ctx/tab"
     else:
         name = "ctx/tab+flags+blank" if blank_between else "ctx/tab+flags"
-    return summarise(name, urls, concurrency, seconds, latencies, captured, memory.peak)
+    return summarise(name, urls, concurrency, seconds, latencies, captured, memory.peak, cpu)
 
 
 async def run_service(
@@ -310,13 +315,42 @@ async def run_service(
                 return response.ok and marker(number_of(url)) in (response.markdown or "")
 
             await drive(warmup, concurrency, one)
-            seconds, latencies, captured = await drive(urls, concurrency, one)
+            seconds, latencies, captured, cpu = await measured(urls, concurrency, one)
     name = f"service render={render}" + (f" {wait_until}" if wait_until else "")
-    return summarise(name, urls, concurrency, seconds, latencies, captured, memory.peak)
+    return summarise(name, urls, concurrency, seconds, latencies, captured, memory.peak, cpu)
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time used so far by this process and by its live children (the driver and Chromium)."""
+    me = psutil.Process()
+    own = sum(me.cpu_times()[:2])
+    children = 0.0
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # a process that just exited
+            children += sum(child.cpu_times()[:2])
+    return own, children
+
+
+async def measured(
+    urls: list[str], concurrency: int, one: Callable[[int, str], Awaitable[bool]]
+) -> tuple[float, list[float], float, tuple[float, float]]:
+    """:func:`drive` and the CPU it cost per page, (this process, its children) in ms."""
+    own, children = cpu_seconds()
+    seconds, latencies, captured = await drive(urls, concurrency, one)
+    own_after, children_after = cpu_seconds()
+    per_page = ((own_after - own) * 1000 / len(urls), (children_after - children) * 1000 / len(urls))
+    return seconds, latencies, captured, per_page
 
 
 def summarise(
-    name: str, urls: list[str], concurrency: int, seconds: float, latencies: list[float], captured: float, peak: int
+    name: str,
+    urls: list[str],
+    concurrency: int,
+    seconds: float,
+    latencies: list[float],
+    captured: float,
+    peak: int,
+    cpu: tuple[float, float],
 ) -> Result:
     ordered = sorted(latencies)
     return Result(
@@ -328,6 +362,8 @@ def summarise(
         p95_ms=ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000,
         captured=captured,
         peak_rss_mb=peak / 2**20,
+        cpu_own_ms=cpu[0],
+        cpu_browser_ms=cpu[1],
     )
 
 
@@ -410,7 +446,7 @@ async def run(args: argparse.Namespace, executable: str) -> None:
 
     print(
         f"\n{'engine':<30}{'pages':<8}{'conc':>5}{'pages/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
-        f"{'vs base':>21}{'vs ref':>21}{'captured':>10}{'peak RSS MB':>13}"
+        f"{'vs base':>21}{'vs ref':>21}{'captured':>10}{'peak RSS MB':>13}{'CPU ms/page py+browser':>24}"
     )
     for (name, kind, concurrency), results in rounds.items():
         print(
@@ -419,10 +455,12 @@ async def run(args: argparse.Namespace, executable: str) -> None:
             f"{spread([r.throughput / r.baseline for r in results if r.baseline] or [1.0]):>21}"
             f"{spread([r.throughput / r.per_tab for r in results if r.per_tab]):>21}"
             f"{min(r.captured for r in results):>9.0%}{max(r.peak_rss_mb for r in results):>13.0f}"
+            f"{median(r.cpu_own_ms for r in results):>14.1f} + {median(r.cpu_browser_ms for r in results):>6.1f}"
         )
     print(
         f"\nmedians over {args.rounds} rounds (ratios: median, and min-max over the rounds, each against the "
-        "baseline of its own round); captured: the lowest round; RSS: the highest."
+        "baseline of its own round); captured: the lowest round; RSS: the highest; CPU per page: this process "
+        "(client or service, and the origin server's threads) + its children (driver and Chromium), medians."
     )
     print(
         f"\n{args.pages} pages of each kind, {args.slots} slots/tabs; reproduce: .venv/bin/python "

@@ -173,15 +173,16 @@ def classify(page: RawPage) -> None:
         raise error
 
 
-def block_markers(html: str) -> tuple[str, ...]:
+def block_markers(html: str, title: str | None = None) -> tuple[str, ...]:
     """Strong block/CAPTCHA markers in ``html``: markup and titles that only block pages carry.
 
     Vendor scripts, cookies and widgets that sit on normal pages (Cloudflare's ``jsd`` script, the
     ``_Incapsula_Resource`` loader, Akamai's sensor, a PerimeterX app id, an embedded reCAPTCHA) are not
     markers; neither is text (an article may quote a block page). Used to flag block markers inside a
-    page that was otherwise judged ``ok``.
+    page that was otherwise judged ``ok``. ``title``: the page's title when already known (as the
+    browser read it), so the page is not parsed for it.
     """
-    p = _Page.from_html(html)
+    p = _Page.from_html(html, title)
     found: list[str] = []
     for rule in VENDOR_RULES:
         for marker in rule.titles:
@@ -315,8 +316,10 @@ class _Page:
             self._title = raw.title
 
     @classmethod
-    def from_html(cls, html: str) -> _Page:
-        return cls(None, html)
+    def from_html(cls, html: str, title: str | None = None) -> _Page:
+        page = cls(None, html)
+        page._title = title
+        return page
 
     @property
     def is_html(self) -> bool:
@@ -361,6 +364,8 @@ class _Page:
 
     @property
     def title(self) -> str:
+        if self._title:  # known (the browser read it): no parse needed for it
+            return _collapse(self._title)
         return self._parsed[0]
 
     @cached_property

@@ -588,7 +588,9 @@ class Fetcher:
         if request.render == "http":
             return await self._attempt("http", url, attempts, self._http(request, url, deadline))
         if request.render == "browser" or request.needs_browser():
-            return await self._attempt("browser", url, attempts, self._render(request, url, deadline))
+            verdicts = _Verdicts()
+            rendered = self._render(request, url, deadline, verdicts)
+            return await self._attempt("browser", url, attempts, rendered, verdicts=verdicts)
         raw = await self._attempt("http", url, attempts, self._http(request, url, deadline), judge=False)
         reason = needs_browser(raw.text or "") if raw.kind == "html" and raw.status_code < 300 else None
         if reason is None:
@@ -602,7 +604,9 @@ class Fetcher:
                 return raw
         attempts[-1].outcome = "escalated"
         attempts[-1].detail = reason
-        return await self._attempt("browser", raw.final_url, attempts, self._render(request, raw.final_url, deadline))
+        verdicts = _Verdicts()
+        rendered = self._render(request, raw.final_url, deadline, verdicts)
+        return await self._attempt("browser", raw.final_url, attempts, rendered, verdicts=verdicts)
 
     async def _attempt(
         self,
@@ -612,6 +616,7 @@ class Fetcher:
         work: Awaitable[RawPage],
         *,
         judge: bool = True,
+        verdicts: _Verdicts | None = None,
     ) -> RawPage:
         started = time.monotonic()
         timings.attempt_started()
@@ -627,7 +632,7 @@ class Fetcher:
         finally:
             attempt.duration_ms = int((time.monotonic() - started) * 1000)
         if judge:
-            _judge(raw, attempt)
+            _judge(raw, attempt, verdicts.of(raw) if verdicts is not None else None)
         return raw
 
     def _http(self, request: FetchRequest, url: str, deadline: Deadline) -> Awaitable[RawPage]:
@@ -645,7 +650,7 @@ class Fetcher:
         finally:
             live.absorb_jar(jar)  # what the responses set, also when the page then failed
 
-    def _render(self, request: FetchRequest, url: str, deadline: Deadline) -> Awaitable[RawPage]:
+    def _render(self, request: FetchRequest, url: str, deadline: Deadline, verdicts: _Verdicts) -> Awaitable[RawPage]:
         live = self.sessions.live(request.session) if request.session else None
         return self.browser.fetch(
             url,
@@ -658,7 +663,7 @@ class Fetcher:
             wait_for=request.wait_for,
             wait_ms=request.wait_ms,
             screenshot="screenshot" in request.formats,
-            challenged=_is_challenge,
+            challenged=verdicts.challenged,
         )
 
     async def _run_cpu(self, fn: Callable[[], T]) -> T:
@@ -727,6 +732,7 @@ class Fetcher:
                 accepted=accepted,
                 similarity=similarity,
                 drift_threshold=self.settings.live_drift_threshold,
+                title=raw.title,
             )
         return response, entry, findings
 
@@ -865,8 +871,21 @@ def _text_chars(extraction: Extraction) -> int:
     return len(" ".join(_text(extraction).split()))
 
 
-def _is_challenge(raw: RawPage) -> bool:
-    return detect.judge(raw).challenge
+class _Verdicts:
+    """Verdicts on the pages of one browser attempt. The engine asks whether the page it rendered is a
+    JavaScript challenge (to wait it out), then the attempt judges that same page: one judgment
+    serves both (detection parses the page and scores ~50 vendor rules on it)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[RawPage, detect.Verdict] | None = None
+
+    def of(self, raw: RawPage) -> detect.Verdict:
+        if self._last is None or self._last[0] is not raw:
+            self._last = (raw, detect.judge(raw))
+        return self._last[1]
+
+    def challenged(self, raw: RawPage) -> bool:
+        return self.of(raw).challenge
 
 
 def _record_failure(attempt: Attempt, exc: FetchError) -> None:

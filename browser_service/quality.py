@@ -90,16 +90,18 @@ def assess(
     accepted: frozenset[str] = frozenset(),
     similarity: float | None = None,
     drift_threshold: float = LIVE_DRIFT_THRESHOLD,
+    title: str | None = None,
 ) -> list[Finding]:
     """What is wrong with the extraction ``text`` of ``html``; empty when it looks right.
 
     ``baseline_chars`` is the text length of the last good copy of the same request, if cached;
     ``similarity`` the new text's similarity to that copy (:func:`drift.live_similarity`), when measured;
-    ``accepted`` holds the codes an operator approved for this URL (quarantine approval).
+    ``accepted`` holds the codes an operator approved for this URL (quarantine approval); ``title``
+    the page's title when the browser read it (``document.title``), which spares a parse.
     """
     findings: list[Finding] = []
     chars = len(" ".join(text.split()))
-    markers = detect.block_markers(html)
+    markers = detect.block_markers(html, title)
     if markers:
         findings.append(Finding("block_markers", ", ".join(markers[:3])))
     if chars < THIN_CHARS and len(html) >= THIN_PAGE_BYTES:
@@ -114,9 +116,12 @@ def assess(
                 "drift", f"similarity {similarity:.3f} to the last good copy (a different page below {drift_threshold})"
             )
         )
-    if not any(f.code == "thin" for f in findings):
+    ratio = LOST_RATIO_MAIN if main_content else LOST_RATIO_WHOLE
+    # The page's visible text is never longer than its source (every character of it is written
+    # there, and tags and entities only take room): when the source is too short, or the extraction
+    # long enough against the source, nothing was lost, and the page need not be parsed to know.
+    if not any(f.code == "thin" for f in findings) and len(html) >= LOST_MIN_VISIBLE and chars < ratio * len(html):
         visible = visible_chars(html)
-        ratio = LOST_RATIO_MAIN if main_content else LOST_RATIO_WHOLE
         if visible >= LOST_MIN_VISIBLE and chars < ratio * visible:
             findings.append(Finding("lost_text", f"the extraction kept {chars} of {visible} visible characters"))
     return [f for f in findings if f.code not in accepted]

@@ -31,6 +31,7 @@ from browser_service.deadline import Deadline
 from browser_service.egress import PROXY_ERRORS
 from browser_service.encoding import decode
 from browser_service.engines.base import RawPage, content_kind, header_charset, mime_type
+from browser_service.engines.events import page_events
 from browser_service.engines.screenshot import capture
 from browser_service.engines.settle import READ, SNAPSHOT, PendingLoads
 from browser_service.errors import (
@@ -193,11 +194,12 @@ class BrowserEngine:
                 ended[0] += 1
                 navigation_ended.set()
 
-        page.on("request", on_request)
-        page.on("response", on_response)
-        page.on("requestfailed", on_failed)
-        page.on("requestfinished", loads.ended)
-        page.on("framenavigated", on_committed)
+        events = page_events(page)  # subscribed once per page, not per lease: 8 driver round trips
+        events.on("request", on_request)
+        events.on("response", on_response)
+        events.on("requestfailed", on_failed)
+        events.on("requestfinished", loads.ended)
+        events.on("framenavigated", on_committed)
         try:
             try:
                 response = await self._goto(page, url, deadline, wait_until or "load", main_responses)
@@ -205,7 +207,7 @@ class BrowserEngine:
                 raise await self._refusal(lease, failed, top_responses, url, exc.message) or exc from None
             if shown[0] is not None and shown[0] is not response and not 300 <= shown[0].status < 400:
                 response = shown[0]
-            page.on("framenavigated", on_navigated)  # from here on: navigations the page starts itself
+            events.on("framenavigated", on_navigated)  # from here on: navigations the page starts itself
             done: list[str] = []
             if actions:
                 # The steps act on the page as a reader would see it: loaded and settled first.
@@ -264,12 +266,12 @@ class BrowserEngine:
             return raw
         finally:
             # The page outlives this lease.
-            page.remove_listener("request", on_request)
-            page.remove_listener("response", on_response)
-            page.remove_listener("requestfailed", on_failed)
-            page.remove_listener("requestfinished", loads.ended)
-            page.remove_listener("framenavigated", on_navigated)
-            page.remove_listener("framenavigated", on_committed)
+            events.off("request", on_request)
+            events.off("response", on_response)
+            events.off("requestfailed", on_failed)
+            events.off("requestfinished", loads.ended)
+            events.off("framenavigated", on_navigated)
+            events.off("framenavigated", on_committed)
 
     async def _refusal(
         self,

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from browser_service.deadline import Deadline
+from browser_service.engines.events import page_events
 from browser_service.fetcher import Fetcher
 from tests.conftest import make_settings
 from tests.integration.test_fetch_http import error_kind, fetch
@@ -149,6 +150,21 @@ async def test_leases_are_isolated(site: FixtureServer, tmp_path: Path, isolatio
                 await lease.page.wait_for_selector("#seen[data-done]", state="attached")
             seen = await lease.page.text_content("#seen")
         assert seen == "seen: cookie,localStorage,sessionStorage,window.name,indexedDB,CacheStorage"
+
+
+async def test_a_lease_leaves_no_listener_on_the_slots_page(site: FixtureServer, tmp_path: Path) -> None:
+    # A slot's page is subscribed to its events once; each lease's listeners come off after it,
+    # whatever its outcome, so the next lease on the page hears only its own page.
+    async with Fetcher(make_settings(tmp_path, pool_size=1)) as service:
+        outcomes = [
+            error_kind(await fetch(service, site.url(path), render="browser"))
+            for path in ("/article.html", "/redirect?n=2", "/404.html", "/js-article?delay=300", "/lazy-route.html")
+        ]
+        assert outcomes == [None, None, "not_found", None, None]
+        await service.pool.drained()
+        assert service.pool.idle_slots == 1  # the same slot served every lease
+        async with service.pool.lease(Deadline(10)) as lease:
+            assert page_events(lease.page).listening() == 0
 
 
 async def test_a_lease_that_timed_out_gets_a_fresh_context_not_a_cleaning(

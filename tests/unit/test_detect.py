@@ -307,3 +307,27 @@ def test_the_fixture_paywall_is_recognised_by_markup_element_and_wording() -> No
 )
 def test_paywall_evidence(html: str, expected: tuple[str, ...]) -> None:
     assert paywall(html) == expected
+
+
+# --- one judgment per rendered page ---------------------------------------------------------------
+
+
+def test_a_rendered_page_is_judged_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The engine asks whether the page is a challenge, then the attempt judges the same page: the
+    # second answer is the first one, not a second parse and ~50 rules.
+    from browser_service import fetcher
+
+    calls: list[RawPage] = []
+    real = fetcher.detect.judge
+
+    def counting(page: RawPage) -> Verdict:
+        calls.append(page)
+        return real(page)
+
+    monkeypatch.setattr(fetcher.detect, "judge", counting)
+    verdicts = fetcher._Verdicts()
+    challenge, article = raw(403, html=CF_CHALLENGE, engine="browser"), raw(html=ARTICLE, engine="browser")
+    assert verdicts.challenged(challenge) is True
+    assert verdicts.of(challenge).kind == "blocked" and calls == [challenge]
+    assert verdicts.challenged(article) is False  # a page read after the challenge passed: judged anew
+    assert verdicts.of(article).ok and calls == [challenge, article]

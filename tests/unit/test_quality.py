@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from browser_service import quality
 
 ARTICLE = "<p>" + "A sentence of the article that a reader came for. " * 40 + "</p>"
@@ -74,3 +76,27 @@ def test_a_fraction_of_the_text_is_shrunk_not_drift() -> None:
         html, "Only the first paragraph is left.", main_content=True, baseline_chars=5_000, similarity=0.0
     )
     assert codes(findings) == ["shrunk"]
+
+
+def test_lost_text_found_however_many_entities_and_tags_pad_the_page() -> None:
+    # The check skips the parse when the extraction is long against the page's source; visible text
+    # is never longer than the source, so the skip can only drop pages with nothing lost.
+    padded = page("<p>" + "<b>a</b>&amp;" * 2000 + "</p>")  # "a & a & …": 4 visible per 13 in the source
+    assert quality.visible_chars(padded) == 7999
+    assert codes(quality.assess(padded, "x" * 159, main_content=True)) == ["lost_text"]  # < 2 % of 7,999
+    assert quality.assess(padded, "x" * 160, main_content=True) == []
+
+
+def test_visible_text_is_never_longer_than_its_source() -> None:
+    pages = [p for p in (Path(__file__).parents[2] / "fixtures" / "pages").glob("*.html")]
+    assert len(pages) >= 15
+    for path in pages:
+        html = path.read_text(encoding="utf-8", errors="replace")
+        assert 0 <= quality.visible_chars(html) <= len(html), path.name
+
+
+def test_block_markers_use_the_title_the_browser_read() -> None:
+    # A script set the title: the markup has no <title>, the browser's document.title has it.
+    html = page(f"<article>{ARTICLE}</article>").replace("<title>T</title>", "")
+    assert codes(quality.assess(html, ARTICLE, main_content=True, title="Just a moment...")) == ["block_markers"]
+    assert quality.assess(html, ARTICLE, main_content=True, title="Tide tables") == []
