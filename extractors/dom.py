@@ -63,7 +63,10 @@ def flatten_shadow_roots(html: str) -> str:
     if not _may_have_shadow_roots(html):
         return html
     root = parse_html(html)
-    return html if root is None else lxml.html.tostring(root, encoding="unicode")
+    if root is None:
+        return html
+    root.attrib.pop(SHADOW_ROOTS_OPENED, None)  # ours, not the page's
+    return str(lxml.html.tostring(root, encoding="unicode"))
 
 
 def _may_have_shadow_roots(html: str) -> bool:
@@ -72,14 +75,74 @@ def _may_have_shadow_roots(html: str) -> bool:
     return "shadowroot" in html or "shadowRoot" in html
 
 
+#: Set on the root element of a page whose shadow roots were opened: web components make up its
+#: layout, so the region finder goes through custom elements as through ``div`` s (region.py).
+SHADOW_ROOTS_OPENED = "data-shadow-roots-opened"
+
+
 def _open_shadow_roots(root: HtmlElement) -> None:
     """A declarative shadow root (``<template shadowrootmode="open">``, how a rendered page's web
     components are serialised and how server-rendered ones arrive) is its host's content, shown
     by the browser — unlike a plain ``<template>``, which is inert and dropped as invisible. Its
     tags go, its content stays in place."""
-    templates = [el for el in root.iter("template") if el.get("shadowrootmode") or el.get("shadowroot")]
+    templates = [el for el in root.iter("template") if _is_shadow_root(el)]
+    for template in templates:
+        host = template.getparent()
+        if host is not None:
+            _assign_slots(template, host)
     for template in templates:
         template.drop_tag()
+    if templates:
+        root.set(SHADOW_ROOTS_OPENED, "")
+
+
+def _is_shadow_root(el: etree._Element) -> bool:
+    return tag_of(el) == "template" and bool(el.get("shadowrootmode") or el.get("shadowroot"))
+
+
+def _assign_slots(template: etree._Element, host: etree._Element) -> None:
+    """Put the host's children named for a slot (``<span slot="byline">``) where the browser shows
+    them: in the root's ``<slot name="byline">``, in place of that slot's fallback content. Light
+    content for the default slot stays where it is (after the root's content): moving it would
+    part elements from the text between them."""
+    slots: dict[str, etree._Element] = {}
+    for slot in template.iter("slot"):
+        name = slot.get("name")
+        if name and name not in slots and _scope_of(slot) is template:
+            slots[name] = slot
+    filled: set[str] = set()
+    for child in [c for c in host if c is not template and isinstance(c.tag, str)]:
+        name = child.get("slot")
+        target = slots.get(name) if name else None
+        if target is None:
+            continue
+        if name not in filled:  # the fallback content shows only while nothing is assigned
+            filled.add(name)
+            target.text = None
+            for fallback in list(target):
+                target.remove(fallback)
+        _keep_tail(child)
+        target.append(child)
+
+
+def _scope_of(el: etree._Element) -> etree._Element | None:
+    """The shadow root (its template) an element belongs to; None for the document's own tree."""
+    for ancestor in el.iterancestors():
+        if _is_shadow_root(ancestor):
+            return ancestor
+    return None
+
+
+def _keep_tail(el: etree._Element) -> None:
+    """Leave ``el``'s tail text where it is before ``el`` moves (lxml moves an element's tail with it)."""
+    tail, el.tail = el.tail, None
+    if not tail:
+        return
+    previous, parent = el.getprevious(), el.getparent()
+    if previous is not None:
+        previous.tail = (previous.tail or "") + tail
+    elif parent is not None:
+        parent.text = (parent.text or "") + tail
 
 
 def collapse_ws(text: str) -> str:

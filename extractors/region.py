@@ -13,7 +13,7 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from .clean import drop_all
-from .dom import tag_of, text_lengths
+from .dom import SHADOW_ROOTS_OPENED, tag_of, text_lengths
 from .render import BLOCK_TAGS
 
 _CONTAINER_TAGS = frozenset(
@@ -61,7 +61,13 @@ def find_region(root: HtmlElement, *, dominance: float = 0.7) -> Region | None:
     while one child holds at least `dominance` of the current element's text. Descending stops at the
     point where the content splits into several comparable parts (sections of an article, cards of a
     listing), which is the content container. 0.7 was chosen on both halves of the development data.
+
+    On a page built of web components (its shadow roots were opened, dom.py) custom elements are
+    containers too: its article sits in ``<app-shell>``, ``<article-view>`` … rather than in divs.
+    Not on other pages: there, counting them as containers changed nothing measurable on the
+    development data (-0.00004 and +0.0003 F1 on its halves), which holds no such page.
     """
+    components = root.get(SHADOW_ROOTS_OPENED) is not None
     body = root.find("body")
     if body is None:
         body = root
@@ -89,7 +95,8 @@ def find_region(root: HtmlElement, *, dominance: float = 0.7) -> Region | None:
         best: etree._Element | None = None
         best_size = 0
         for child in current:
-            if tag_of(child) not in _CONTAINER_TAGS:
+            tag = tag_of(child)
+            if tag not in _CONTAINER_TAGS and not (components and "-" in tag):
                 continue
             n = text_len(child)
             if n > best_size:

@@ -33,7 +33,10 @@ PAGE = (
 
 def test_the_extractors_read_shadow_roots_as_their_hosts_content() -> None:
     result = extract(PAGE, "https://charts.example/reading")
-    assert result.markdown.startswith("# Reading a Chart\n\nSoundings give the depth of water")
+    # The byline is slotted into the article, where the browser shows it; the main content is the
+    # article inside the component (custom elements are containers on such a page), not the body.
+    assert result.markdown.startswith("# Reading a Chart\n\nBy Ada Keeper\n\nSoundings give the depth of water")
+    assert (result.main_content_found, result.warnings) == (True, [])
     assert "Contour lines join points of equal depth" in result.markdown
     assert "Depths on older charts may be in fathoms." in result.text  # a nested root
     assert "By Ada Keeper" in result.text  # slotted light DOM
@@ -71,3 +74,32 @@ def test_detection_sees_the_text_of_shadow_roots() -> None:
         engine="browser",
     )
     assert judge(page).kind == "ok"
+
+
+def test_slotted_content_replaces_the_fallback_and_nothing_unassigned_is_lost() -> None:
+    page = (
+        "<html><body><tide-card><template shadowrootmode='open'><section>"
+        "<h2><slot name='title'>Untitled</slot></h2><p><slot name='when'>Time unknown</slot></p>"
+        "<div><slot></slot></div></section></template>"
+        "<span slot='title'>High water at Dover</span>Light text, "
+        "<b>kept</b> in its place.<span slot='nowhere'>A slot the card lacks.</span></tide-card></body></html>"
+    )
+    text = extract(page, "https://tides.example/", main_content=False).text
+    assert text.startswith("High water at Dover\n\nTime unknown")  # assigned: no fallback; unassigned: fallback
+    assert "Untitled" not in text
+    assert "Light text, kept in its place." in text and "A slot the card lacks." in text
+
+
+def test_custom_elements_are_containers_only_on_a_page_of_components() -> None:
+    # Without shadow roots the rule the development data was measured with holds: a custom element
+    # is not a container, so the finder stops at the body. With one, the page is built of
+    # components, and it goes through them to the article.
+    light = (
+        "<html><body><nav><a href='/'>Home</a> <a href='/tides'>Tides</a></nav><app-shell><article-view>"
+        f"<article><h1>Reading a Chart</h1>{PROSE}</article></article-view></app-shell>"
+        "<footer><p>Harbour office, open daily.</p></footer>{icon}</body></html>"
+    )
+    assert extract(light.format(icon=""), "https://charts.example/").main_content_found is False
+    icon = "<x-icon><template shadowrootmode='open'><svg></svg></template></x-icon>"
+    assert extract(light.format(icon=icon), "https://charts.example/").main_content_found is True
+    assert "data-shadow-roots-opened" not in flatten_shadow_roots(light.format(icon=icon))  # the flag is ours
