@@ -9,10 +9,12 @@ loop under test, and counts hits per path so tests can see what reached the orig
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import functools
 import gzip
+import hashlib
 import html
 import json
 import mimetypes
@@ -178,6 +180,44 @@ def _hold(h: Handler) -> None:
     h.server.count(f"/hold?id={name}")  # arrivals per gate: tests wait on this
     h.server.gate(name).wait(timeout=120)
     h.page("article.html")
+
+
+#: The article /ws-article sends (fixtures/pages/live-render.html).
+LIVE_ARTICLE = {
+    "title": "Harbour Live",
+    "paragraphs": [
+        "The harbour master posts every arrival and departure here as the pilots report them.",
+        "Berth four is closed for dredging until the spring tides have passed.",
+        "Sent over a WebSocket.",
+    ],
+}
+
+
+def _ws_article(h: Handler) -> None:
+    """A WebSocket (RFC 6455, by hand) that sends :data:`LIVE_ARTICLE` ``?ms=`` after it opens, as
+    its one text message, then waits for the client to leave."""
+    key = h.headers.get("Sec-WebSocket-Key", "")
+    accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+    h.send_response(101)
+    h.send_header("Upgrade", "websocket")
+    h.send_header("Connection", "Upgrade")
+    h.send_header("Sec-WebSocket-Accept", accept.decode())
+    h.end_headers()
+    h.wfile.flush()
+    h.close_connection = True
+    if h.server.stop.wait(int(h.query.get("ms", "300")) / 1000):
+        return
+    payload = json.dumps(LIVE_ARTICLE).encode()
+    assert len(payload) < 65536
+    header = (
+        bytes([0x81, 126]) + len(payload).to_bytes(2, "big") if len(payload) >= 126 else bytes([0x81, len(payload)])
+    )
+    h.wfile.write(header + payload)
+    h.wfile.flush()
+    h.connection.settimeout(10)
+    with contextlib.suppress(OSError):
+        while h.connection.recv(4096):  # until the client closes (frames it sends are not read)
+            pass
 
 
 #: A full-viewport canvas of deterministic noise: a screenshot PNG of several MB (1280×900).
@@ -644,6 +684,7 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/navigate": _navigate,
     "/embed": _embed,
     "/worker.js": _worker,
+    "/ws-article": _ws_article,
     "/robots.txt": _robots,
     "/fail-then-ok": _fail_then_ok,
     "/rate-limited": _rate_limited,

@@ -6,12 +6,14 @@ long-poll. Instead an init script (installed in every context before any page sc
 the asynchronous work a page has started that can still change the DOM:
 
 * fetch and XMLHttpRequest calls in flight (a fetch until its body has been read), scripts
-  added after ``load`` until they have run, and a message to a Web Worker until it answers (1 s at
-  most),
+  added after ``load`` until they have run, a message to a Web Worker until it answers, IndexedDB
+  requests until they complete, and a WebSocket or EventSource until its first message (each of
+  the last three 1 s at most),
 * ``setTimeout`` callbacks due within the cap — except timer chains (a callback re-arming itself
   three or more times, like a poller or a carousel), which would never end,
-* DOM mutations after DOMContentLoaded (a MutationObserver), and messages posted on a
-  ``MessageChannel`` (a scheduler slicing its rendering into tasks), as the time of the last activity.
+* DOM mutations after DOMContentLoaded (a MutationObserver), messages posted on a
+  ``MessageChannel`` (a scheduler slicing its rendering into tasks) and messages a WebSocket or
+  EventSource receives, as the time of the last activity.
 
 The page has settled when nothing is in flight or due and the DOM has been quiet for ``quiet`` ms,
 or when nothing has been in flight for ``max(1 s, 4 × quiet)`` even if an animation keeps mutating
@@ -126,6 +128,84 @@ INIT_SCRIPT = r"""
       }
       return origWorkerPost.apply(this, arguments);
     };
+  }
+  // IndexedDB: an app that keeps its data in the browser (offline-first, the last session's cache)
+  // renders once it has read it back. Each request is work in flight until it succeeds or fails (a
+  // cursor's again after each continue()), for at most STORE_REPLY ms.
+  const STORE_REPLY = 1000;
+  const trackStore = (request) => {
+    if (!request || request.__bsPending) return request;
+    request.__bsPending = true;
+    inflight++;
+    touch();
+    let timer = null;
+    const done = () => {
+      if (!request.__bsPending) return;
+      request.__bsPending = false;
+      clearT(timer);
+      request.removeEventListener('success', done);
+      request.removeEventListener('error', done);
+      inflight--;
+      touch();
+    };
+    request.addEventListener('success', done);
+    request.addEventListener('error', done);
+    timer = setT(done, STORE_REPLY);
+    return request;
+  };
+  const wrapStore = (proto, names) => {
+    for (const name of names) {
+      const orig = proto && proto[name];
+      if (typeof orig !== 'function') continue;
+      proto[name] = function () { return trackStore(orig.apply(this, arguments)); };
+    }
+  };
+  if (window.IDBFactory) {
+    const reads = ['get', 'getAll', 'getAllKeys', 'getKey', 'count', 'openCursor', 'openKeyCursor'];
+    wrapStore(IDBFactory.prototype, ['open', 'deleteDatabase']);
+    wrapStore(IDBObjectStore.prototype, [...reads, 'put', 'add', 'delete', 'clear']);
+    wrapStore(IDBIndex.prototype, reads);
+    for (const name of ['continue', 'advance', 'continuePrimaryKey']) {
+      const orig = IDBCursor.prototype[name];
+      if (typeof orig !== 'function') continue;
+      IDBCursor.prototype[name] = function () {
+        const result = orig.apply(this, arguments);
+        trackStore(this.request);
+        return result;
+      };
+    }
+  }
+  // A WebSocket or an EventSource brings data when the server sends it (a live page's first
+  // snapshot): connecting is work in flight until the first message, or until it fails or closes,
+  // for at most STREAM_FIRST ms; every message is activity (a stream that never stops is ended by
+  // the calm rule below). A Proxy, so subclasses, instanceof and the constants still work.
+  const STREAM_FIRST = 1000;
+  const watchStream = (stream) => {
+    let pending = true;
+    inflight++;
+    touch();
+    const first = () => {
+      if (!pending) return;
+      pending = false;
+      clearT(timer);
+      inflight--;
+      touch();
+    };
+    const timer = setT(first, STREAM_FIRST);
+    stream.addEventListener('message', () => { first(); touch(); });
+    stream.addEventListener('error', first);
+    stream.addEventListener('close', first);
+  };
+  for (const name of ['WebSocket', 'EventSource']) {
+    const Original = window[name];
+    if (typeof Original !== 'function') continue;
+    window[name] = new Proxy(Original, {
+      construct(target, args, newTarget) {
+        const stream = Reflect.construct(target, args, newTarget);
+        watchStream(stream);
+        return stream;
+      },
+    });
   }
   // A script added at run time (a loader, a dynamic import shim) is work in flight until it runs.
   const watchScript = (node) => {

@@ -82,6 +82,35 @@ async def test_default_wait_catches_a_render_sliced_into_tasks(patient: Fetcher,
     assert response.warnings == []
 
 
+@pytest.mark.parametrize(
+    ("path", "heading", "sentence"),
+    [
+        # An offline-first app fills its IndexedDB store for 300 ms, then renders from it: nothing
+        # on the page moves meanwhile, but a store request is always in flight.
+        ("/idb-render.html", "# Offline Tide Tables", "Rendered from IndexedDB."),
+        # A live page whose content is the server's first WebSocket message, 300 ms after it opens.
+        ("/live-render.html", "# Harbour Live", "Sent over a WebSocket."),
+    ],
+)
+async def test_default_wait_catches_content_from_indexeddb_and_websockets(
+    fetcher: Fetcher, site: FixtureServer, path: str, heading: str, sentence: str
+) -> None:
+    response = await fetch(fetcher, site.url(path), render="browser")
+    md = response.markdown or ""
+    assert response.ok and md.startswith(heading) and sentence in md, (error_kind(response), md)
+    assert response.warnings == []
+
+
+async def test_a_socket_that_stays_silent_holds_the_wait_a_second_not_to_the_cap(
+    fetcher: Fetcher, site: FixtureServer
+) -> None:
+    # A chat widget's socket, say: open, and nothing to say. The page is read as it is once the
+    # first message is a second late, well inside the 5 s cap (no "still changing" warning).
+    response = await fetch(fetcher, site.url("/live-render.html?ms=60000"), render="browser")
+    assert response.ok and response.markdown == "Connecting…"
+    assert response.warnings == []
+
+
 async def test_web_components_are_read_from_their_shadow_roots(fetcher: Fetcher, site: FixtureServer) -> None:
     # A closed root (reachable only through the init script), an open one inside it, slotted light DOM.
     # The slotted byline shows inside the article, and the article is isolated from the page.
