@@ -145,7 +145,8 @@ async def reset_slot(slot: PageSlot) -> None:
         page = slot.page
         # First: the lease's document must be gone before clearing. It is once the blank one has
         # committed (its unload handlers ran as part of that commit); waiting on for about:blank's
-        # `load` as well only held the slot longer (bench/throughput.py at concurrency 8: ~7 %).
+        # `load` as well only held the slot longer (the bench's reference pattern, concurrency 8:
+        # ~7 % more pages/s; docs/architecture.md).
         await page.goto("about:blank", wait_until="commit")
         cdp = slot.cdp
         assert cdp is not None
