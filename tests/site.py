@@ -220,6 +220,26 @@ def _ws_article(h: Handler) -> None:
             pass
 
 
+def _sse_article(h: Handler) -> None:
+    """An EventSource stream that sends :data:`LIVE_ARTICLE` ``?ms=`` after it opens, as one named
+    event (``event: article``), then stays open until the client leaves."""
+    h.send_response(200)
+    h.send_header("Content-Type", "text/event-stream")
+    h.send_header("Cache-Control", "no-store")
+    h.end_headers()
+    h.wfile.flush()
+    h.close_connection = True
+    if h.server.stop.wait(int(h.query.get("ms", "300")) / 1000):
+        return
+    article = dict(LIVE_ARTICLE, paragraphs=[*LIVE_ARTICLE["paragraphs"][:2], "Sent as a named server-sent event."])
+    h.wfile.write(b"event: article\ndata: " + json.dumps(article).encode() + b"\n\n")
+    h.wfile.flush()
+    h.connection.settimeout(10)
+    with contextlib.suppress(OSError):
+        while h.connection.recv(4096):  # until the client closes
+            pass
+
+
 #: A full-viewport canvas of deterministic noise: a screenshot PNG of several MB (1280×900).
 NOISE_PAGE = """<!doctype html><html><head><title>Noise</title><style>body{margin:0}</style></head><body>
 <canvas id=c width=1280 height=900></canvas><p>A page of noise, with a sentence of text under it.</p>
@@ -685,6 +705,7 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     "/embed": _embed,
     "/worker.js": _worker,
     "/ws-article": _ws_article,
+    "/sse-article": _sse_article,
     "/robots.txt": _robots,
     "/fail-then-ok": _fail_then_ok,
     "/rate-limited": _rate_limited,

@@ -13,7 +13,8 @@ the asynchronous work a page has started that can still change the DOM:
   three or more times, like a poller or a carousel), which would never end,
 * DOM mutations after DOMContentLoaded (a MutationObserver), messages posted on a
   ``MessageChannel`` (a scheduler slicing its rendering into tasks) and messages a WebSocket or
-  EventSource receives, as the time of the last activity.
+  EventSource receives (named events too, of the names the page listens to), as the time of the
+  last activity.
 
 The page has settled when nothing is in flight or due and the DOM has been quiet for ``quiet`` ms,
 or when nothing has been in flight for ``max(1 s, 4 × quiet)`` even if an animation keeps mutating
@@ -180,6 +181,7 @@ INIT_SCRIPT = r"""
   // for at most STREAM_FIRST ms; every message is activity (a stream that never stops is ended by
   // the calm rule below). A Proxy, so subclasses, instanceof and the constants still work.
   const STREAM_FIRST = 1000;
+  const PageEventSource = window.EventSource;
   const watchStream = (stream) => {
     let pending = true;
     inflight++;
@@ -192,9 +194,24 @@ INIT_SCRIPT = r"""
       touch();
     };
     const timer = setT(first, STREAM_FIRST);
-    stream.addEventListener('message', () => { first(); touch(); });
+    const arrived = () => { first(); touch(); };
+    stream.addEventListener('message', arrived);
     stream.addEventListener('error', first);
     stream.addEventListener('close', first);
+    // An EventSource delivers a named event ("event: price") only to listeners of that name, so
+    // one is added for each name the page listens to, ahead of the page's own: the first named
+    // event ends the connecting wait, as a message does, instead of its 1 s bound.
+    const listen = stream.addEventListener;
+    const heard = new Set(['message', 'error', 'open', 'close']);
+    if (typeof PageEventSource === 'function' && stream instanceof PageEventSource) {
+      stream.addEventListener = function (type) {
+        if (!heard.has(String(type))) {
+          heard.add(String(type));
+          listen.call(this, type, arrived);
+        }
+        return listen.apply(this, arguments);
+      };
+    }
   };
   for (const name of ['WebSocket', 'EventSource']) {
     const Original = window[name];

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from browser_service.deadline import Deadline
 from browser_service.fetcher import Fetcher
 from tests.conftest import make_settings
 from tests.integration.test_fetch_http import error_kind, fetch
@@ -228,3 +229,19 @@ async def test_untrusted_certificate_is_tls_error(fetcher: Fetcher) -> None:
             assert response.error is not None and not response.error.retryable
     finally:
         server.close()
+
+
+async def test_a_named_server_sent_event_is_content_and_ends_the_connecting_wait(
+    fetcher: Fetcher, site: FixtureServer
+) -> None:
+    response = await fetch(fetcher, site.url("/sse-render.html"), render="browser")
+    md = response.markdown or ""
+    assert response.ok and md.startswith("# Harbour Live"), (error_kind(response), md)
+    assert "Sent as a named server-sent event." in md and "Connecting" not in md
+    assert response.warnings == []
+    # The stream stops counting as work in flight when its first event comes, named or not (not
+    # 1 s after it opened): the page's own listener, which runs after the wait's, sees nothing in flight.
+    async with fetcher.pool.lease(Deadline(10)) as lease:
+        await lease.page.goto(site.url("/sse-render.html"))
+        await lease.page.wait_for_function("window.inflightAtArticle !== undefined")
+        assert await lease.page.evaluate("window.inflightAtArticle") == 0
