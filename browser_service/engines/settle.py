@@ -40,7 +40,9 @@ from playwright.async_api import Page, Request
 
 INIT_SCRIPT = r"""
 (() => {
-  if (window.__bsSettle) return;
+  // Only a top-level page is ever read: not the blank page a slot is parked on between leases,
+  // nor a frame (each would pay for a set of hooks nobody asks).
+  if (window.__bsSettle || window !== window.top || location.protocol === 'about:') return;
   const setT = window.setTimeout.bind(window);
   const clearT = window.clearTimeout.bind(window);
   const now = () => performance.now();
