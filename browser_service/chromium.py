@@ -40,6 +40,13 @@ DISABLED_FEATURES = (
     # navigates twice per lease (to the page, then to about:blank): bench/throughput.py went from
     # 0.54-0.55x to 0.63-0.65x plain Playwright with it off.
     "RenderDocument",
+    # ours: Chrome's omnibox popup, a web page of its own (chrome://omnibox-popup.top-chrome, and
+    # its AI-mode variant) preloaded in a renderer of its own for every window — and each context's
+    # first page opens a window. Nobody types into a headless omnibox; it cost ~510 ms of renderer
+    # and ~120 ms of browser CPU per context opened (782 → 152 ms with these two off) and a
+    # renderer process per pool slot.
+    "WebUIOmniboxPopup",
+    "WebUIOmniboxAimPopup",
 )
 
 #: Reuse a renderer process whenever one is suitable, rather than starting one per navigation.
