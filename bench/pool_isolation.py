@@ -296,9 +296,7 @@ class Handler(BaseHTTPRequestHandler):
             page, cookies = workload_page(int(path[6:]))
             self._send(page, html, no_store + [("Set-Cookie", c) for c in cookies])
         elif path == "/probe":
-            names = sorted(
-                part.split("=", 1)[0].strip() for part in (self.headers.get("Cookie") or "").split(";")
-            )
+            names = sorted(part.split("=", 1)[0].strip() for part in (self.headers.get("Cookie") or "").split(";"))
             cookies_js = json.dumps([n for n in names if n]).replace("<", "\\u003c")
             head = _script(JS_FRAME_LISTENER.replace("__KIND__", "frame-probe")) + CACHED_SCRIPT
             facts = f"var SERVER_COOKIES = {cookies_js};\nwindow.__connectionServed = {earlier};\n"
@@ -321,11 +319,13 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/cached.js":
             # A new token per response: a second lease that gets the same token read it from cache.
             token = uuid.uuid4().hex
-            self._send(f"window.__cacheToken = '{token}';", "text/javascript",
-                       [("Cache-Control", "public, max-age=3600")])
+            self._send(
+                f"window.__cacheToken = '{token}';", "text/javascript", [("Cache-Control", "public, max-age=3600")]
+            )
         elif path == "/static/site.css":
-            self._send("body{font-family:sans-serif;max-width:40em}", "text/css",
-                       [("Cache-Control", "public, max-age=3600")])
+            self._send(
+                "body{font-family:sans-serif;max-width:40em}", "text/css", [("Cache-Control", "public, max-age=3600")]
+            )
         else:
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -390,9 +390,7 @@ def leaks(report: dict[str, Any], reference: Reference | None = None) -> dict[st
         "sessionStorage": report["session_storage"],
         "IndexedDB": report["indexeddb"],
         "iframe origin": [
-            f"{kind}:{key}"
-            for kind in ("local_storage", "session_storage", "indexeddb")
-            for key in frame.get(kind, [])
+            f"{kind}:{key}" for kind in ("local_storage", "session_storage", "indexeddb") for key in frame.get(kind, [])
         ],
     }
     if reference is not None:
@@ -602,8 +600,7 @@ class PrewarmPool(Pool):
 
 
 DESIGNS: dict[str, type[Pool]] = {
-    cls.name: cls
-    for cls in (SharedContextPool, PerRequestPool, ResetCdpPool, ResetJsPool, ResetFullPool, PrewarmPool)
+    cls.name: cls for cls in (SharedContextPool, PerRequestPool, ResetCdpPool, ResetJsPool, ResetFullPool, PrewarmPool)
 }
 DESCRIPTIONS = {
     "baseline": "one context, N reused tabs (NOT isolated)",
@@ -809,7 +806,7 @@ async def run_one(
         await run_load(pool, urls, args.warmup, 0.0)
         result = await run_load(pool, urls, args.pages, args.think_ms / 1000)
         if isinstance(pool, PrewarmPool):
-            result.prewarm_waits_ms = pool.waits_ms[-args.pages:]  # the timed run's leases only
+            result.prewarm_waits_ms = pool.waits_ms[-args.pages :]  # the timed run's leases only
         result.isolation = await isolation_check(pool, site, fresh_history)
     finally:
         await pool.close()
@@ -859,20 +856,28 @@ def print_report(
     args: argparse.Namespace,
 ) -> None:
     positive, clean = self_test.positive, self_test.clean
-    print(f"\nChromium {CHROMIUM}, {args.pages} timed loads per run (+{args.warmup} warm-up), "
-          f"{args.rounds} round(s), think time {args.think_ms} ms; medians over rounds, latencies pooled.")
+    print(
+        f"\nChromium {CHROMIUM}, {args.pages} timed loads per run (+{args.warmup} warm-up), "
+        f"{args.rounds} round(s), think time {args.think_ms} ms; medians over rounds, latencies pooled."
+    )
     missing = [item for item in ITEMS if item not in positive]
-    print(f"Probe self-test: positive control sees {len(positive)}/{len(ITEMS)} items"
-          f"{f' (MISSING: {missing})' if missing else ''}; a clean context sees {clean or 'nothing'}.")
+    print(
+        f"Probe self-test: positive control sees {len(positive)}/{len(ITEMS)} items"
+        f"{f' (MISSING: {missing})' if missing else ''}; a clean context sees {clean or 'nothing'}."
+    )
 
     print(f"\nBare costs (sequential, idle browser; other processes used {costs_other_cpu:.0%} of the CPU):")
     for name, values in costs.items():
-        print(f"  {name:<24} mean {_mean(values):7.1f} ms   p50 {_pct(values, 0.5):7.1f}   "
-              f"p95 {_pct(values, 0.95):7.1f}   (n={len(values)})")
+        print(
+            f"  {name:<24} mean {_mean(values):7.1f} ms   p50 {_pct(values, 0.5):7.1f}   "
+            f"p95 {_pct(values, 0.95):7.1f}   (n={len(values)})"
+        )
 
-    header = (f"{'design':<12} {'N':>2} {'pages/s':>8} {'(min-max)':>13} {'x base':>7} {'req p50':>8} "
-              f"{'req p95':>8} {'load p50':>9} {'load p95':>9} {'iso ms':>7} {'err':>4} "
-              f"{'run-probe leaks':>15} {'isolation check':>16} {'other CPU':>9}")
+    header = (
+        f"{'design':<12} {'N':>2} {'pages/s':>8} {'(min-max)':>13} {'x base':>7} {'req p50':>8} "
+        f"{'req p95':>8} {'load p50':>9} {'load p95':>9} {'iso ms':>7} {'err':>4} "
+        f"{'run-probe leaks':>15} {'isolation check':>16} {'other CPU':>9}"
+    )
     print("\nThroughput and latency (req = lease+load+release as a caller waits; load = goto+content;")
     print("iso ms = mean acquire+release overhead; run-probe leaks = /probe loads inside the timed run")
     print("that saw earlier state; isolation check = slots whose lease k+1 saw lease k's state;")
@@ -928,8 +933,10 @@ def print_report(
         waits = [w for r in results.get(("prewarm", slots), []) for w in r.prewarm_waits_ms]
         if waits:
             ready = sum(w < 1.0 for w in waits) / len(waits)
-            print(f"\nprewarm N={slots}: the lease found its fresh page ready {ready:.0%} of the time; "
-                  f"wait p50 {_pct(waits, 0.5):.1f} ms, p95 {_pct(waits, 0.95):.1f} ms.")
+            print(
+                f"\nprewarm N={slots}: the lease found its fresh page ready {ready:.0%} of the time; "
+                f"wait p50 {_pct(waits, 0.5):.1f} ms, p95 {_pct(waits, 0.95):.1f} ms."
+            )
     print("\nDesigns:")
     for design in designs:
         print(f"  {design:<12} {DESCRIPTIONS[design]}")
@@ -941,9 +948,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[tuple[str, int], list[RunResult]] = {(d, n): [] for d in designs for n in args.slots}
     try:
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
                 _log(f"Chromium {browser.version}; site at {site.url('/')} and {site.main.peer}")
                 self_test = await probe_self_test(browser, site)
@@ -957,14 +962,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     order = designs[shift:] + designs[:shift]  # rotate to spread drift over designs
                     for slots in args.slots:
                         for design in order:
-                            result = await run_quietly(
-                                browser, site, design, slots, self_test.fresh_history, args
-                            )
+                            result = await run_quietly(browser, site, design, slots, self_test.fresh_history, args)
                             results[(design, slots)].append(result)
-                            _log(f"round {round_no + 1}/{args.rounds} {design:<12} N={slots}: "
-                                 f"{result.pages_per_s:6.1f} pages/s, errors {result.errors}, "
-                                 f"other processes' CPU {result.other_cpu:.0%}, "
-                                 f"leaks {[sorted(c) for c in result.isolation]}")
+                            _log(
+                                f"round {round_no + 1}/{args.rounds} {design:<12} N={slots}: "
+                                f"{result.pages_per_s:6.1f} pages/s, errors {result.errors}, "
+                                f"other processes' CPU {result.other_cpu:.0%}, "
+                                f"leaks {[sorted(c) for c in result.isolation]}"
+                            )
             finally:
                 await browser.close()
     finally:
@@ -984,20 +989,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slots", type=int, nargs="+", default=[1, 4], help="slot counts (default 1 4)")
     parser.add_argument("--rounds", type=int, default=3, help="repeat every run, designs rotated (default 3)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed loads before each run (default 20)")
-    parser.add_argument("--designs", nargs="+", choices=list(DESIGNS), default=list(DESIGNS),
-                        help="designs to compare (baseline is needed for the ratio)")
-    parser.add_argument("--cost-iterations", type=int, default=30,
-                        help="iterations for the bare new_context/close costs (default 30)")
-    parser.add_argument("--think-ms", type=float, default=0.0,
-                        help="pause per client between requests; 0 = saturated (default 0)")
-    parser.add_argument("--max-other-cpu", type=float, default=0.1,
-                        help="repeat a run when processes outside the benchmark used more than this share "
-                             "of the CPU meanwhile, after waiting for quiet; 1 = never (default 0.1)")
+    parser.add_argument(
+        "--designs",
+        nargs="+",
+        choices=list(DESIGNS),
+        default=list(DESIGNS),
+        help="designs to compare (baseline is needed for the ratio)",
+    )
+    parser.add_argument(
+        "--cost-iterations", type=int, default=30, help="iterations for the bare new_context/close costs (default 30)"
+    )
+    parser.add_argument(
+        "--think-ms", type=float, default=0.0, help="pause per client between requests; 0 = saturated (default 0)"
+    )
+    parser.add_argument(
+        "--max-other-cpu",
+        type=float,
+        default=0.1,
+        help="repeat a run when processes outside the benchmark used more than this share "
+        "of the CPU meanwhile, after waiting for quiet; 1 = never (default 0.1)",
+    )
     parser.add_argument("--retries", type=int, default=3, help="repeats of a disturbed run (default 3)")
-    parser.add_argument("--quiet-wait-s", type=float, default=600,
-                        help="longest wait for a quiet machine before a run (default 600)")
-    parser.add_argument("--json", metavar="PATH",
-                        help="also write raw results as JSON (e.g. bench/results/isolation.json)")
+    parser.add_argument(
+        "--quiet-wait-s", type=float, default=600, help="longest wait for a quiet machine before a run (default 600)"
+    )
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write raw results as JSON (e.g. bench/results/isolation.json)"
+    )
     args = parser.parse_args(argv)
     if args.pages < 1 or args.rounds < 1 or min(args.slots) < 1:
         parser.error("--pages, --rounds and --slots must be positive")

@@ -9,6 +9,9 @@ at each concurrency level, in this one run:
 * plain Playwright: one browser launched with Playwright's own flags, --slots reused tabs in one
   context (as many tabs as the service has slots), ``goto(wait_until="load")`` + ``content()`` — no
   isolation, no extraction, no waiting for content that arrives after ``load``;
+* plain Playwright networkidle (JS pages): the same with ``wait_until="networkidle"``, Playwright's
+  own way to wait for content that arrives after ``load`` (no request for 500 ms) — the question
+  the service's settle wait answers;
 * Playwright ctx/tab: the same with one context per tab — the slot layout an isolating pool needs,
   but never cleaned; separate contexts alone cost Chromium much of its throughput;
 * ctx/tab+flags: the same launched with the service's flags (renderer reuse, its feature list,
@@ -50,6 +53,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Literal
 
 import psutil
 from playwright.async_api import Page, async_playwright
@@ -227,6 +231,7 @@ async def run_baseline(
     per_tab_context: bool,
     service_flags: bool = False,
     blank_between: bool = False,
+    wait_until: Literal["load", "networkidle"] = "load",
 ) -> Result:
     async with async_playwright() as pw:
         with MemoryWatch() as memory:
@@ -254,7 +259,7 @@ async def run_baseline(
 
             async def one(slot: int, url: str) -> bool:
                 page = await free.get()
-                await page.goto(url, wait_until="load")
+                await page.goto(url, wait_until=wait_until)
                 captured = marker(number_of(url)) in await page.content()
                 if blank_between:
                     # The least any pool that isolates leases must do: end the previous document
@@ -273,7 +278,7 @@ async def run_baseline(
             await asyncio.gather(*cleaning)
             await browser.close()
     if not per_tab_context:
-        name = "plain Playwright"
+        name = "plain Playwright" + (f" {wait_until}" if wait_until != "load" else "")
     elif not service_flags:
         name = "Playwright ctx/tab"
     else:
@@ -400,6 +405,14 @@ async def one_round(
     results = []
     baseline = await run_baseline(pages, concurrency, args.slots, executable, warm, per_tab_context=False)
     results.append(baseline)
+    if pages is not static:
+        # What Playwright itself offers for content that arrives after load (the service's settle
+        # wait answers the same question): no network for 500 ms.
+        idle = await run_baseline(
+            pages, concurrency, args.slots, executable, warm, per_tab_context=False, wait_until="networkidle"
+        )
+        idle.baseline = baseline.throughput
+        results.append(idle)
     per_tab = await run_baseline(pages, concurrency, args.slots, executable, warm, per_tab_context=True)
     per_tab.baseline = baseline.throughput
     results.append(per_tab)

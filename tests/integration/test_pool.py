@@ -152,6 +152,25 @@ async def test_leases_are_isolated(site: FixtureServer, tmp_path: Path, isolatio
         assert seen == "seen: cookie,localStorage,sessionStorage,window.name,indexedDB,CacheStorage"
 
 
+async def test_a_callers_headers_and_cookies_do_not_reach_the_next_lease(site: FixtureServer, tmp_path: Path) -> None:
+    async with Fetcher(make_settings(tmp_path, pool_size=1)) as service:
+        fields = {"render": "browser", "formats": ["text"], "main_content": False}
+        first = await fetch(
+            service,
+            site.url("/echo-headers"),
+            headers={"X-Agent-Test": "yes"},
+            cookies={"session": "letmein"},
+            **fields,
+        )
+        assert "x-agent-test: yes" in (first.text or "").lower() and "session=letmein" in (first.text or "")
+        await service.pool.drained()
+        second = await fetch(service, site.url("/echo-headers"), **fields)  # the same slot, cleaned
+        assert second.ok and second.text is not None and "user-agent" in second.text.lower()
+        assert "x-agent-test" not in second.text.lower() and "letmein" not in second.text
+        await service.pool.drained()
+        assert service.pool.idle_slots == 1  # one slot served both: it was cleaned, not replaced
+
+
 async def test_a_lease_leaves_no_listener_on_the_slots_page(site: FixtureServer, tmp_path: Path) -> None:
     # A slot's page is subscribed to its events once; each lease's listeners come off after it,
     # whatever its outcome, so the next lease on the page hears only its own page.
