@@ -60,6 +60,9 @@ class PageSlot:
     guard: PageGuard | None = None
     origins: set[str] = field(default_factory=set)
     uses: int = 0
+    #: Whether a lease gave the page extra request headers (``Lease.set_extra_headers``): only then
+    #: does the reset spend a driver round trip taking them off.
+    extra_headers: bool = False
     #: A session's context (opened with its storage state): closed after its one lease, never reused.
     single_use: bool = False
 
@@ -162,9 +165,10 @@ async def reset_slot(slot: PageSlot) -> None:
             ),
             cdp.send("Network.clearBrowserCache"),
             page.evaluate("window.name = ''"),
-            page.set_extra_http_headers({}),
+            *([page.set_extra_http_headers({})] if slot.extra_headers else []),
         )
         slot.origins.clear()
+        slot.extra_headers = False
 
 
 async def close_slot(slot: PageSlot) -> bool:

@@ -37,7 +37,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -92,6 +92,12 @@ class Lease:
     generation: int
     guard: PageGuard
     egress: Egress
+    slot: PageSlot = field(repr=False)
+
+    async def set_extra_headers(self, headers: Mapping[str, str]) -> None:
+        """Headers sent with every request of this lease's page; the slot's cleaning takes them off."""
+        self.slot.extra_headers = True
+        await self.page.set_extra_http_headers(dict(headers))
 
     def browser_alive(self) -> bool:
         browser = self.context.browser
@@ -352,7 +358,7 @@ class BrowserPool:
             self._leased[slot] = deadline
             wedged = False
             try:
-                yield Lease(slot.context, slot.page, handle.generation, slot.guard, self.egress)
+                yield Lease(slot.context, slot.page, handle.generation, slot.guard, self.egress, slot)
             except (FetchTimeout, BrowserError, TimeoutError):
                 # The page may be stuck (a script spinning, a navigation that never ends). Cleaning
                 # it would navigate the stuck renderer to about:blank — and a renderer is reused for

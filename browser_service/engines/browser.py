@@ -140,7 +140,7 @@ class BrowserEngine:
     ) -> RawPage:
         page = lease.page
         if headers:
-            await deadline.run(page.set_extra_http_headers(dict(headers)), "navigation")
+            await deadline.run(lease.set_extra_headers(headers), "navigation")
         if cookies:
             await deadline.run(
                 lease.context.add_cookies([{"name": k, "value": v, "url": url} for k, v in cookies.items()]),
