@@ -278,7 +278,7 @@ _TEXTAREA = re.compile(r"<textarea\b", re.I)
 _SCRIPT = re.compile(r"<script\b", re.I)
 _NOSCRIPT = re.compile(r"<noscript\b[^>]*>(.*?)</noscript\s*>", re.S | re.I)
 _PLACEHOLDERS = re.compile(
-    r"\b(loading|please wait|one moment|just a second|redirecting)\b\W*"
+    r"\b(loading|please wait|one moment|just a second|redirecting|(?:re)?connecting)\b\W*"
     r"|you need to enable javascript to run this app\W*"
     r"|(please )?(enable|turn on) javascript( to (continue|view this (page|site)))?\W*"
     r"|javascript is (required|disabled)\W*",
@@ -1079,7 +1079,11 @@ def _empty(p: _Page) -> Verdict | None:
         return None  # the content is there for readers without JavaScript (Discourse, some CMSs): not empty
     if p.engine == "http" and p.has_scripts:
         return None  # an app shell the HTTP engine saw before rendering: the caller chose render=http
-    return Verdict("empty_content", None, (f"visible_text={len(remaining)} chars", f"html={p.body_bytes} bytes"))
+    signals: tuple[str, ...] = (f"visible_text={len(remaining)} chars", f"html={p.body_bytes} bytes")
+    shown = _PLACEHOLDERS.search(p.text)
+    if shown is not None:  # what the page showed instead: "Connecting…" says more to an agent than "empty"
+        signals += (f"placeholder={shown.group(0).strip()[:40]}",)
+    return Verdict("empty_content", None, signals)
 
 
 def _by_status(p: _Page) -> Verdict:
@@ -1200,8 +1204,10 @@ def _rate_limited(verdict: Verdict, page: RawPage) -> FetchError:
 
 
 def _empty_error(verdict: Verdict, page: RawPage) -> FetchError:
+    placeholder = next((s.split("=", 1)[1] for s in verdict.signals if s.startswith("placeholder=")), None)
     return EmptyContent(
         f"{page.final_url} has no text content"
+        + (f" beyond a placeholder ({placeholder!r})" if placeholder else "")
         + (" even after rendering in the browser." if page.engine == "browser" else ".")
         + " The page may be empty, or need a wait_for selector for content that loads late.",
         status_code=page.status_code,

@@ -13,7 +13,7 @@ browser cannot add content that no script creates. A page with scripts escalates
 5. **JavaScript required** — a ``<noscript>`` says JavaScript is needed and the page has under
    1,500 characters of visible text;
 6. **loading placeholder** — the visible text outside navigation is dominated by a loading
-   message ("Loading…", "Please wait") and under 500 characters.
+   message ("Loading…", "Please wait", "Connecting…") and under 500 characters.
 
 Thresholds are deliberately conservative towards escalating: a needless browser render costs
 latency, a missed one hands the agent a skeleton.
@@ -46,7 +46,7 @@ _NEEDS_JS = re.compile(
     r"|javascript\W+(\w+\W+){0,3}(required|needed|disabled)",
     re.I,
 )
-_LOADING = re.compile(r"^\W*(loading|please wait|one moment)\b", re.I)
+_LOADING = re.compile(r"^\W*(loading|please wait|one moment|(?:re)?connecting)\b", re.I)
 
 LITTLE_TEXT = 200
 SOME_TEXT = 1_500

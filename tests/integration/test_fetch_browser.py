@@ -105,10 +105,13 @@ async def test_default_wait_catches_content_from_indexeddb_and_websockets(
 async def test_a_socket_that_stays_silent_holds_the_wait_a_second_not_to_the_cap(
     fetcher: Fetcher, site: FixtureServer
 ) -> None:
-    # A chat widget's socket, say: open, and nothing to say. The page is read as it is once the
-    # first message is a second late, well inside the 5 s cap (no "still changing" warning).
+    # The page's socket opens and says nothing. The page is read as it is once the first message
+    # is a second late, well inside the 5 s cap (no "still changing" warning) — and what it shows,
+    # its "Connecting…" placeholder, is no content: the agent gets a typed error naming it.
     response = await fetch(fetcher, site.url("/live-render.html?ms=60000"), render="browser")
-    assert response.ok and response.markdown == "Connecting…"
+    assert error_kind(response) == "empty_content" and response.markdown is None
+    assert response.error is not None and response.status_code == 200
+    assert "has no text content beyond a placeholder ('Connecting…') even after rendering" in response.error.message
     assert response.warnings == []
 
 

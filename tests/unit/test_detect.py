@@ -240,6 +240,17 @@ def test_rate_limited_error_keeps_vendor_and_wait() -> None:
     assert "after 60 s" in error.message
 
 
+def test_a_page_showing_only_a_placeholder_is_empty_and_the_error_names_it() -> None:
+    connecting = "<html><body><nav><a href='/'>Home</a> <a href='/live'>Live</a></nav><p>Connecting…</p></body></html>"
+    verdict = judge(raw(200, html=connecting, engine="browser"))
+    assert verdict.kind == "empty_content" and "placeholder=Connecting…" in verdict.signals
+    error = verdict.error(raw(200, engine="browser"))
+    assert isinstance(error, EmptyContent)
+    assert "has no text content beyond a placeholder ('Connecting…') even after rendering" in error.message
+    # The same words with content around them are content.
+    assert judge(raw(200, html=ARTICLE.replace("</h1>", "</h1><p>Connecting the harbour to the rail line.</p>"))).ok
+
+
 def test_empty_error_mentions_rendering() -> None:
     error = Verdict("empty_content").error(raw(200, engine="browser"))
     assert isinstance(error, EmptyContent) and "even after rendering" in error.message

@@ -36,6 +36,11 @@ ARTICLE_TEXT = "<p>" + "The harbour wall was built in 1850 from local granite. "
             + "</main><script src=x.js></script></body></html>",
             "loading placeholder",
         ),
+        (  # a live page before its socket's first message
+            "<html><body><nav>Home Live</nav><main><p>Connecting… " + "tips " * 50
+            + "</p></main><script src=live.js></script></body></html>",
+            "loading placeholder",
+        ),
     ],
 )
 def test_escalates(html: str, reason: str) -> None:
