@@ -73,6 +73,7 @@ from browser_service.errors import (
     RateLimited,
     UnsupportedContent,
 )
+from browser_service.render_policy import LOADING_WORDS
 from extractors.dom import flatten_shadow_roots
 
 VerdictKind = Literal[
@@ -278,7 +279,7 @@ _TEXTAREA = re.compile(r"<textarea\b", re.I)
 _SCRIPT = re.compile(r"<script\b", re.I)
 _NOSCRIPT = re.compile(r"<noscript\b[^>]*>(.*?)</noscript\s*>", re.S | re.I)
 _PLACEHOLDERS = re.compile(
-    r"\b(loading|please wait|one moment|just a second|redirecting|(?:re)?connecting)\b\W*"
+    rf"\b({LOADING_WORDS})\b\W*"
     r"|you need to enable javascript to run this app\W*"
     r"|(please )?(enable|turn on) javascript( to (continue|view this (page|site)))?\W*"
     r"|javascript is (required|disabled)\W*",

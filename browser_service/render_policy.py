@@ -46,7 +46,9 @@ _NEEDS_JS = re.compile(
     r"|javascript\W+(\w+\W+){0,3}(required|needed|disabled)",
     re.I,
 )
-_LOADING = re.compile(r"^\W*(loading|please wait|one moment|(?:re)?connecting)\b", re.I)
+#: What a page says while its content is on the way; detection discounts the same words as no content.
+LOADING_WORDS = r"loading|please wait|one moment|just a second|redirecting|(?:re)?connecting"
+_LOADING = re.compile(rf"^\W*({LOADING_WORDS})\b", re.I)
 
 LITTLE_TEXT = 200
 SOME_TEXT = 1_500

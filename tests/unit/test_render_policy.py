@@ -22,22 +22,31 @@ ARTICLE_TEXT = "<p>" + "The harbour wall was built in 1850 from local granite. "
             "script-heavy",
         ),
         (
-            "<html><body><h2>{{ article.title }}</h2><p>{{ article.body }}</p><p>" + "filler words " * 30
+            "<html><body><h2>{{ article.title }}</h2><p>{{ article.body }}</p><p>"
+            + "filler words " * 30
             + "</p><script src=vue.js></script></body></html>",
             "unrendered template",
         ),
         (
             "<html><body><noscript>Please enable JavaScript to view this site.</noscript><p>"
-            + "menu entry " * 40 + "</p><script src=x.js></script></body></html>",
+            + "menu entry " * 40
+            + "</p><script src=x.js></script></body></html>",
             "requires JavaScript",
         ),
         (
-            "<html><body><nav>Home News Sport</nav><main>Loading article… " + "&nbsp; " * 5 + "tips " * 50
+            "<html><body><nav>Home News Sport</nav><main>Loading article… "
+            + "&nbsp; " * 5
+            + "tips " * 50
             + "</main><script src=x.js></script></body></html>",
             "loading placeholder",
         ),
+        (  # a script redirect: its target is only reached in a browser
+            "<html><body><p>Redirecting… " + "tips " * 50 + "</p><script src=go.js></script></body></html>",
+            "loading placeholder",
+        ),
         (  # a live page before its socket's first message
-            "<html><body><nav>Home Live</nav><main><p>Connecting… " + "tips " * 50
+            "<html><body><nav>Home Live</nav><main><p>Connecting… "
+            + "tips " * 50
             + "</p></main><script src=live.js></script></body></html>",
             "loading placeholder",
         ),
