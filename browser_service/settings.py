@@ -69,7 +69,12 @@ class Settings(BaseSettings):
         description="Longest wait for a JavaScript challenge to pass by itself in the browser (Cloudflare's: ~5 s).",
     )
     settle_quiet_ms: int = Field(
-        40, ge=0, description="DOM quiet time (no mutations, no pending requests) that counts as settled."
+        20,
+        ge=0,
+        description=(
+            "DOM quiet time (no mutations, nothing in flight or due) that counts as settled: the margin for"
+            " asynchronous work the wait does not count."
+        ),
     )
 
     # --- network policy --------------------------------------------------------------------

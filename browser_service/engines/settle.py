@@ -11,12 +11,20 @@ the asynchronous work a page has started that can still change the DOM:
   the last three 1 s at most),
 * ``setTimeout`` callbacks due within the cap — except timer chains (a callback re-arming itself
   three or more times, like a poller or a carousel), which would never end,
+* work the browser runs at a moment of its own choosing, soon: animation-frame and idle callbacks
+  (chains three deep excepted, as for timers: an animation loop), an IntersectionObserver's or
+  ResizeObserver's first notification (how a lazy section learns it is on screen), a message the
+  page posted to itself (the setImmediate of older libraries), and Cache API calls — each due until
+  it runs or settles, the first four for 250 ms at most (a page in the background gets no frames),
+  Cache API calls for 1 s,
 * DOM mutations after DOMContentLoaded (a MutationObserver), messages posted on a
   ``MessageChannel`` (a scheduler slicing its rendering into tasks) and messages a WebSocket or
   EventSource receives (named events too, of the names the page listens to), as the time of the
   last activity.
 
-The page has settled when nothing is in flight or due and the DOM has been quiet for ``quiet`` ms,
+The page has settled when nothing is in flight or due and the DOM has been quiet for ``quiet`` ms
+(the margin for asynchronous work none of the above counts, and for the gaps between a scheduler's
+messages: the more the wait counts as due, the less it has to cover),
 or when nothing has been in flight for ``max(1 s, 4 × quiet)`` even if an animation keeps mutating
 the DOM. A look at the page that comes more than a quiet time late (its thread starved on a loaded
 machine, so the page could not run either) counts as activity rather than quiet. The wait never
@@ -70,6 +78,69 @@ INIT_SCRIPT = r"""
     return id;
   };
   window.clearTimeout = function (id) { timers.delete(id); return clearT(id); };
+  // Work the browser runs at a moment of its own choosing, soon: an animation frame's callback, an
+  // idle callback, an observer's first notification, a message the page posted to itself. Each is
+  // due until it runs — for at most SOON_MAX ms, as a page in the background gets no frames — so
+  // a render scheduled that way holds the wait however short the quiet time. Chains three deep
+  // (an animation loop re-arming its frame) do not count, as for timers.
+  const SOON_MAX = 250;
+  const SOON_POLL = 4;           // ms between looks while only such a callback is due
+  const soon = new Map();        // key -> when it was asked for
+  const dueSoon = (t) => {
+    for (const [key, at] of soon) if (t - at > SOON_MAX) soon.delete(key);
+    return soon.size > 0;
+  };
+  const deferred = (request, cancel, prefix) => {
+    if (typeof window[request] !== 'function') return;
+    const ask = window[request].bind(window);
+    const drop = typeof window[cancel] === 'function' ? window[cancel].bind(window) : null;
+    window[request] = function (fn, ...rest) {
+      if (typeof fn !== 'function') return ask(fn, ...rest);
+      const myDepth = depth + 1;
+      let key = null;
+      const id = ask(function () {
+        soon.delete(key);
+        const saved = depth;
+        depth = myDepth;
+        try { return fn.apply(this, arguments); } finally { depth = saved; }
+      }, ...rest);
+      if (myDepth < 3) { key = prefix + id; soon.set(key, now()); }
+      return id;
+    };
+    if (drop) window[cancel] = function (id) { soon.delete(prefix + id); return drop(id); };
+  };
+  deferred('requestAnimationFrame', 'cancelAnimationFrame', 'frame:');
+  deferred('requestIdleCallback', 'cancelIdleCallback', 'idle:');
+  // An IntersectionObserver or ResizeObserver notifies once as soon as it observes (how a lazy
+  // section learns it is on screen and loads): the observer is due until that first call.
+  const notified = new WeakSet();
+  for (const name of ['IntersectionObserver', 'ResizeObserver']) {
+    const Original = window[name];
+    if (typeof Original !== 'function') continue;
+    const observe = Original.prototype.observe;
+    Original.prototype.observe = function () {
+      const result = observe.apply(this, arguments);
+      if (!notified.has(this) && depth < 3) soon.set(this, now());
+      return result;
+    };
+    for (const method of ['unobserve', 'disconnect']) {
+      const orig = Original.prototype[method];
+      Original.prototype[method] = function () { soon.delete(this); return orig.apply(this, arguments); };
+    }
+    window[name] = new Proxy(Original, {
+      construct(target, args, newTarget) {
+        const callback = args[0];
+        if (typeof callback === 'function') {
+          args[0] = function (entries, observer) {
+            notified.add(observer);
+            soon.delete(observer);
+            return callback.apply(this, arguments);
+          };
+        }
+        return Reflect.construct(target, args, newTarget);
+      },
+    });
+  }
   const origFetch = window.fetch;
   if (origFetch) {
     window.fetch = function () {
@@ -108,6 +179,21 @@ INIT_SCRIPT = r"""
     lastBusy = now();
     return origPost.apply(this, arguments);
   };
+  // The same with messages to the window itself (the setImmediate of older libraries and
+  // polyfills), each due until it is delivered.
+  const origWindowPost = window.postMessage;
+  let posted = 0;
+  window.postMessage = function () {
+    touch();
+    lastBusy = now();
+    const result = origWindowPost.apply(this, arguments);
+    soon.set('message:' + posted++, now());
+    return result;
+  };
+  let delivered = 0;
+  window.addEventListener('message', () => {
+    if (delivered < posted) soon.delete('message:' + delivered++);
+  }, true);
   // A message to a Web Worker is work in flight until the worker answers (its requests, once made,
   // are counted from the browser's side, but starting a worker can take longer than the quiet
   // time) — at most WORKER_REPLY ms, for a worker that never answers.
@@ -177,6 +263,35 @@ INIT_SCRIPT = r"""
         return result;
       };
     }
+  }
+  // The Cache API, the other store an offline-first app renders from: each call is work in flight
+  // until its promise settles, for at most STORE_REPLY ms.
+  const trackPromise = (promise) => {
+    if (!promise || typeof promise.then !== 'function') return promise;
+    let pending = true;
+    inflight++;
+    touch();
+    const done = () => {
+      if (!pending) return;
+      pending = false;
+      clearT(timer);
+      inflight--;
+      touch();
+    };
+    const timer = setT(done, STORE_REPLY);
+    promise.then(done, done);
+    return promise;
+  };
+  const wrapPromises = (proto, names) => {
+    for (const name of names) {
+      const orig = proto && proto[name];
+      if (typeof orig !== 'function') continue;
+      proto[name] = function () { return trackPromise(orig.apply(this, arguments)); };
+    }
+  };
+  if (window.CacheStorage) wrapPromises(CacheStorage.prototype, ['open', 'match', 'has', 'keys', 'delete']);
+  if (window.Cache) {
+    wrapPromises(Cache.prototype, ['match', 'matchAll', 'keys', 'add', 'addAll', 'put', 'delete']);
   }
   // A WebSocket or an EventSource brings data when the server sends it (a live page's first
   // snapshot): connecting is work in flight until the first message, or until it fails or closes,
@@ -270,17 +385,20 @@ INIT_SCRIPT = r"""
       // A look that comes a whole quiet time late means the page's thread was starved (a loaded
       // machine): the page could not run either, so that time was not quiet — count it as activity.
       if (dueAt !== null && t - dueAt > Math.max(25, quiet)) touch();
-      const busy = inflight > 0 || timers.size > 0 || document.readyState !== 'complete';
+      const waiting = inflight > 0 || timers.size > 0 || document.readyState !== 'complete';
+      const busy = dueSoon(t) || waiting;
       if (busy) lastBusy = t;
       const idleFor = t - lastBusy;
       const calm = Math.max(1000, 4 * quiet);
       const settled = !busy && (t - lastActivity >= quiet || idleFor >= calm);
       if (settled || t - start >= cap) {
-        resolve({ settled, waited_ms: Math.round(t - start), inflight, timers: timers.size, ...window.__bsSnapshot() });
+        const pending = timers.size + soon.size;
+        resolve({ settled, waited_ms: Math.round(t - start), inflight, timers: pending, ...window.__bsSnapshot() });
       } else {
         // Idle: look again exactly when the quiet time would be up (a mutation meanwhile moves it
-        // on), not on a fixed tick that overshoots by half a tick on average. Busy: poll.
-        const due = busy ? POLL : Math.min(quiet - (t - lastActivity), calm - idleFor);
+        // on), not on a fixed tick that overshoots by half a tick on average. Busy: poll — often
+        // when all that is due is a callback the browser runs within a frame or so.
+        const due = busy ? (waiting ? POLL : SOON_POLL) : Math.min(quiet - (t - lastActivity), calm - idleFor);
         const wait = Math.max(1, Math.ceil(Math.min(due, cap - (t - start))));
         dueAt = t + wait;
         setT(check, wait);

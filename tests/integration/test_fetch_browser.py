@@ -25,6 +25,17 @@ async def patient(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fet
     await service.close()
 
 
+@pytest.fixture(scope="module")
+async def strict(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fetcher]:
+    """A service with no settle quiet time at all: what holds its wait is only the work the wait
+    counts, so a page it reads right is one whose work the wait saw, not one the quiet time's
+    margin happened to cover."""
+    service = Fetcher(make_settings(tmp_path_factory.mktemp("strict"), settle_quiet_ms=0))
+    await service.start(launch_browser=True)
+    yield service
+    await service.close()
+
+
 async def test_auto_escalates_a_js_rendered_article(fetcher: Fetcher, site: FixtureServer) -> None:
     response = await fetch(fetcher, site.url("/js-article?delay=300"))
     assert response.ok and response.engine == "browser"
@@ -248,3 +259,59 @@ async def test_a_named_server_sent_event_is_content_and_ends_the_connecting_wait
         await lease.page.goto(site.url("/sse-render.html"))
         await lease.page.wait_for_function("window.inflightAtArticle !== undefined")
         assert await lease.page.evaluate("window.inflightAtArticle") == 0
+
+
+@pytest.mark.parametrize("via", ["message", "cache"])
+async def test_the_wait_counts_work_the_browser_runs_later(strict: Fetcher, site: FixtureServer, via: str) -> None:
+    # The article comes after 30 messages the page posts itself (older libraries' setImmediate) or
+    # from a Cache API read, started in a frame after `load` that works for 200 ms first: no
+    # request, no timer, no DOM change announces it. With no quiet time to cover it, the wait
+    # holds only because it counts that work as due.
+    response = await fetch(strict, site.url(f"/deferred-render.html?via={via}"), render="browser")
+    md = response.markdown or ""
+    assert response.ok and md.startswith("# Signals of the Coast"), (error_kind(response), md)
+    assert f"Rendered by deferred work: {via}." in md and "Loading" not in md
+    assert response.warnings == []
+
+
+async def test_an_endless_animation_loop_does_not_hold_the_wait(strict: Fetcher, site: FixtureServer) -> None:
+    # A canvas spinner re-arms its animation frame forever: a chain, like a poller's timers, that
+    # the wait stops counting at its third link — the page is read once the article is in, not at
+    # the cap with a "still changing" warning.
+    response = await fetch(strict, site.url("/deferred-render.html?via=frames&loop=1"), render="browser")
+    md = response.markdown or ""
+    assert response.ok and "Rendered by deferred work: frames." in md, (error_kind(response), md)
+    assert response.warnings == []
+
+
+#: Work the browser runs at a moment of its own choosing; each calls ``done()`` when it runs.
+DEFERRED = {
+    "two animation frames": "requestAnimationFrame(() => requestAnimationFrame(done))",
+    "an idle callback": "requestIdleCallback(done)",
+    "an intersection observer's first notification": (
+        "const o = new IntersectionObserver(() => { o.disconnect(); done(); }); o.observe(document.body)"
+    ),
+    "a resize observer's first notification": (
+        "const o = new ResizeObserver(() => { o.disconnect(); done(); }); o.observe(document.body)"
+    ),
+    "a message to the window itself": (
+        "addEventListener('message', (e) => e.data === 'bs-test' && done()); postMessage('bs-test', '*')"
+    ),
+    "a Cache API read": "caches.open('bs-test').then((cache) => cache.match('/nothing')).then(done)",
+}
+
+
+@pytest.mark.parametrize("work", list(DEFERRED))
+async def test_work_the_browser_runs_later_is_due_until_it_runs(
+    strict: Fetcher, site: FixtureServer, work: str
+) -> None:
+    # The wait is asked in the same task that starts the work, with no quiet time: it returns only
+    # once the work has run (the title it sets is read), however soon that is.
+    async with strict.pool.lease(Deadline(10)) as lease:
+        await lease.page.goto(site.url("/article.html"))
+        result = await lease.page.evaluate(
+            "() => { const done = () => { document.title = 'done'; }; "
+            + DEFERRED[work]
+            + "; return window.__bsSettle(0, 2000, false).then((r) => [r.settled, document.title]); }"
+        )
+    assert result == [True, "done"]
