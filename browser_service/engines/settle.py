@@ -194,6 +194,23 @@ INIT_SCRIPT = r"""
   window.addEventListener('message', () => {
     if (delivered < posted) soon.delete('message:' + delivered++);
   }, true);
+  // Work in flight until the function returned is called, or for `bound` ms at most (a reply that
+  // never comes); `ended`, if given, runs once either way.
+  const hold = (bound, ended) => {
+    let pending = true;
+    inflight++;
+    touch();
+    const done = () => {
+      if (!pending) return;
+      pending = false;
+      clearT(timer);
+      inflight--;
+      touch();
+      if (ended) ended();
+    };
+    const timer = setT(done, bound);
+    return done;
+  };
   // A message to a Web Worker is work in flight until the worker answers (its requests, once made,
   // are counted from the browser's side, but starting a worker can take longer than the quiet
   // time) — at most WORKER_REPLY ms, for a worker that never answers.
@@ -204,16 +221,9 @@ INIT_SCRIPT = r"""
       touch();
       if (!this.__bsAwaiting) {
         this.__bsAwaiting = true;
-        inflight++;
-        const done = () => {
-          if (!this.__bsAwaiting) return;
-          this.__bsAwaiting = false;
-          inflight--;
-          touch();
-        };
+        const done = hold(WORKER_REPLY, () => { this.__bsAwaiting = false; });
         this.addEventListener('message', done, { once: true });
         this.addEventListener('error', done, { once: true });
-        setT(done, WORKER_REPLY);
       }
       return origWorkerPost.apply(this, arguments);
     };
@@ -225,35 +235,28 @@ INIT_SCRIPT = r"""
   const trackStore = (request) => {
     if (!request || request.__bsPending) return request;
     request.__bsPending = true;
-    inflight++;
-    touch();
-    let timer = null;
-    const done = () => {
-      if (!request.__bsPending) return;
+    const done = hold(STORE_REPLY, () => {
       request.__bsPending = false;
-      clearT(timer);
       request.removeEventListener('success', done);
       request.removeEventListener('error', done);
-      inflight--;
-      touch();
-    };
+    });
     request.addEventListener('success', done);
     request.addEventListener('error', done);
-    timer = setT(done, STORE_REPLY);
     return request;
   };
-  const wrapStore = (proto, names) => {
+  // Each method of `proto` named hands what it returns to `track`.
+  const wrapResults = (proto, names, track) => {
     for (const name of names) {
       const orig = proto && proto[name];
       if (typeof orig !== 'function') continue;
-      proto[name] = function () { return trackStore(orig.apply(this, arguments)); };
+      proto[name] = function () { return track(orig.apply(this, arguments)); };
     }
   };
   if (window.IDBFactory) {
     const reads = ['get', 'getAll', 'getAllKeys', 'getKey', 'count', 'openCursor', 'openKeyCursor'];
-    wrapStore(IDBFactory.prototype, ['open', 'deleteDatabase']);
-    wrapStore(IDBObjectStore.prototype, [...reads, 'put', 'add', 'delete', 'clear']);
-    wrapStore(IDBIndex.prototype, reads);
+    wrapResults(IDBFactory.prototype, ['open', 'deleteDatabase'], trackStore);
+    wrapResults(IDBObjectStore.prototype, [...reads, 'put', 'add', 'delete', 'clear'], trackStore);
+    wrapResults(IDBIndex.prototype, reads, trackStore);
     for (const name of ['continue', 'advance', 'continuePrimaryKey']) {
       const orig = IDBCursor.prototype[name];
       if (typeof orig !== 'function') continue;
@@ -268,30 +271,15 @@ INIT_SCRIPT = r"""
   // until its promise settles, for at most STORE_REPLY ms.
   const trackPromise = (promise) => {
     if (!promise || typeof promise.then !== 'function') return promise;
-    let pending = true;
-    inflight++;
-    touch();
-    const done = () => {
-      if (!pending) return;
-      pending = false;
-      clearT(timer);
-      inflight--;
-      touch();
-    };
-    const timer = setT(done, STORE_REPLY);
+    const done = hold(STORE_REPLY);
     promise.then(done, done);
     return promise;
   };
-  const wrapPromises = (proto, names) => {
-    for (const name of names) {
-      const orig = proto && proto[name];
-      if (typeof orig !== 'function') continue;
-      proto[name] = function () { return trackPromise(orig.apply(this, arguments)); };
-    }
-  };
-  if (window.CacheStorage) wrapPromises(CacheStorage.prototype, ['open', 'match', 'has', 'keys', 'delete']);
+  if (window.CacheStorage) {
+    wrapResults(CacheStorage.prototype, ['open', 'match', 'has', 'keys', 'delete'], trackPromise);
+  }
   if (window.Cache) {
-    wrapPromises(Cache.prototype, ['match', 'matchAll', 'keys', 'add', 'addAll', 'put', 'delete']);
+    wrapResults(Cache.prototype, ['match', 'matchAll', 'keys', 'add', 'addAll', 'put', 'delete'], trackPromise);
   }
   // A WebSocket or an EventSource brings data when the server sends it (a live page's first
   // snapshot): connecting is work in flight until the first message, or until it fails or closes,
@@ -300,17 +288,7 @@ INIT_SCRIPT = r"""
   const STREAM_FIRST = 1000;
   const PageEventSource = window.EventSource;
   const watchStream = (stream) => {
-    let pending = true;
-    inflight++;
-    touch();
-    const first = () => {
-      if (!pending) return;
-      pending = false;
-      clearT(timer);
-      inflight--;
-      touch();
-    };
-    const timer = setT(first, STREAM_FIRST);
+    const first = hold(STREAM_FIRST);
     const arrived = () => { first(); touch(); };
     stream.addEventListener('message', arrived);
     stream.addEventListener('error', first);
