@@ -24,9 +24,10 @@ the asynchronous work a page has started that can still change the DOM:
 
 The page has settled when nothing is in flight or due and the DOM has been quiet for ``quiet`` ms
 (the margin for asynchronous work none of the above counts, and for the gaps between a scheduler's
-messages: the more the wait counts as due, the less it has to cover),
-or when nothing has been in flight for ``max(1 s, 4 × quiet)`` even if an animation keeps mutating
-the DOM. A look at the page that comes more than a quiet time late (its thread starved on a loaded
+messages: the more the wait counts as due, the less it has to cover), or when nothing has been in
+flight for ``max(1 s, 4 × quiet)`` even if an animation keeps mutating the DOM (a callback due
+within a frame does not count as in flight there: a clock redrawn in every animation frame always
+has one). A look at the page that comes more than a quiet time late (its thread starved on a loaded
 machine, so the page could not run either) counts as activity rather than quiet. The wait never
 exceeds the cap nor the request's deadline.
 
@@ -365,7 +366,9 @@ INIT_SCRIPT = r"""
       if (dueAt !== null && t - dueAt > Math.max(25, quiet)) touch();
       const waiting = inflight > 0 || timers.size > 0 || document.readyState !== 'complete';
       const busy = dueSoon(t) || waiting;
-      if (busy) lastBusy = t;
+      // A callback due within a frame holds this look, not the calm rule's second: a live clock
+      // redrawn in every animation frame always has one due, and would hold the wait to the cap.
+      if (waiting) lastBusy = t;
       const idleFor = t - lastBusy;
       const calm = Math.max(1000, 4 * quiet);
       const settled = !busy && (t - lastActivity >= quiet || idleFor >= calm);

@@ -284,6 +284,18 @@ async def test_an_endless_animation_loop_does_not_hold_the_wait(strict: Fetcher,
     assert response.warnings == []
 
 
+async def test_a_live_clock_redrawn_every_frame_does_not_hold_the_wait_to_the_cap(
+    fetcher: Fetcher, site: FixtureServer
+) -> None:
+    # A 10 ms interval asks for a frame to redraw a clock in: a frame is nearly always due and the
+    # DOM changes at every one, forever. Frames due do not count as work in flight for the calm
+    # rule, so the page is read after a second with nothing in flight, not at the cap.
+    response = await fetch(fetcher, site.url("/deferred-render.html?via=frames&ticker=1"), render="browser")
+    md = response.markdown or ""
+    assert response.ok and "Rendered by deferred work: frames." in md, (error_kind(response), md)
+    assert response.warnings == []
+
+
 #: Work the browser runs at a moment of its own choosing; each calls ``done()`` when it runs.
 DEFERRED = {
     "two animation frames": "requestAnimationFrame(() => requestAnimationFrame(done))",
