@@ -63,19 +63,22 @@ INIT_SCRIPT = r"""
   let lastActivity = now();
   let lastBusy = now();
   const touch = () => { lastActivity = now(); };
+  // A chain is a callback scheduling the next (a poller, an animation loop): a callback scheduled
+  // now is one link deeper than the one running, and from the third link on it no longer counts.
+  const CHAIN = 3;
+  const link = () => depth + 1;
+  // `fn` run as link `myDepth` of its chain, then `after` (the bookkeeping of its scheduler).
+  const asLink = (fn, myDepth, after) => function () {
+    const saved = depth;
+    depth = myDepth;
+    try { return fn.apply(this, arguments); } finally { depth = saved; after(); }
+  };
   window.setTimeout = function (fn, delay, ...args) {
     const d = Number(delay) || 0;
     if (typeof fn !== 'function') return setT(fn, d, ...args);
-    const myDepth = depth + 1;
-    let id;
-    const run = function () {
-      timers.delete(id);
-      const saved = depth;
-      depth = myDepth;
-      try { return fn.apply(this, arguments); } finally { depth = saved; touch(); }
-    };
-    id = setT(run, d, ...args);
-    if (d <= CAP && myDepth < 3) timers.set(id, myDepth);
+    const myDepth = link();
+    const id = setT(asLink(fn, myDepth, () => { timers.delete(id); touch(); }), d, ...args);
+    if (d <= CAP && myDepth < CHAIN) timers.set(id, myDepth);
     return id;
   };
   window.clearTimeout = function (id) { timers.delete(id); return clearT(id); };
@@ -97,15 +100,9 @@ INIT_SCRIPT = r"""
     const drop = typeof window[cancel] === 'function' ? window[cancel].bind(window) : null;
     window[request] = function (fn, ...rest) {
       if (typeof fn !== 'function') return ask(fn, ...rest);
-      const myDepth = depth + 1;
-      let key = null;
-      const id = ask(function () {
-        soon.delete(key);
-        const saved = depth;
-        depth = myDepth;
-        try { return fn.apply(this, arguments); } finally { depth = saved; }
-      }, ...rest);
-      if (myDepth < 3) { key = prefix + id; soon.set(key, now()); }
+      const myDepth = link();
+      const id = ask(asLink(fn, myDepth, () => soon.delete(prefix + id)), ...rest);
+      if (myDepth < CHAIN) soon.set(prefix + id, now());
       return id;
     };
     if (drop) window[cancel] = function (id) { soon.delete(prefix + id); return drop(id); };
@@ -121,7 +118,7 @@ INIT_SCRIPT = r"""
     const observe = Original.prototype.observe;
     Original.prototype.observe = function () {
       const result = observe.apply(this, arguments);
-      if (!notified.has(this) && depth < 3) soon.set(this, now());
+      if (!notified.has(this) && link() < CHAIN) soon.set(this, now());
       return result;
     };
     for (const method of ['unobserve', 'disconnect']) {
