@@ -462,15 +462,15 @@ def _moving(head: str = "", body: str = "") -> str:
 
 
 def _navigate(h: Handler) -> None:
-    """A page that navigates itself to ``to`` by ``how``: a meta refresh, a Refresh header, a script,
-    an auto-submitted form, a frame that sets ``top.location``."""
+    """A page that navigates itself to ``to`` by ``how``: a meta refresh, a Refresh header (both after
+    ``delay`` s), a script, an auto-submitted form, a frame that sets ``top.location``."""
     to = _to(h)
     attr, js, quoted = html.escape(to, quote=True), json.dumps(to), html.escape(_quote(to), quote=True)
-    how = h.query.get("how", "meta")
+    how, delay = h.query.get("how", "meta"), h.query.get("delay", "0")  # a refresh's, in seconds
     if how == "header":
-        return h.send(200, _moving(), headers={"Refresh": f"0; url={to}"})
+        return h.send(200, _moving(), headers={"Refresh": f"{delay}; url={to}"})
     pages = {
-        "meta": _moving(f"<meta http-equiv='refresh' content='0; url={attr}'>"),
+        "meta": _moving(f"<meta http-equiv='refresh' content='{html.escape(delay)}; url={attr}'>"),
         "location": _moving(f"<script>location.href = {js};</script>"),
         "replace": _moving(f"<script>location.replace({js});</script>"),
         "timer": _moving(f"<script>setTimeout(() => {{ location.assign({js}); }}, 100);</script>"),

@@ -212,7 +212,7 @@ class BrowserEngine:
             if actions:
                 # The steps act on the page as a reader would see it: loaded and settled first.
                 if wait_until is None:
-                    await self._settle(page, deadline, [], loads)
+                    await self._settle(page, deadline, [], loads, response.headers.get("refresh") if response else None)
                 loaded = len(top_responses)
                 done = await run_actions(page, actions, deadline)
                 if len(top_responses) > loaded:  # a step navigated (a link, a form): read the new page
@@ -420,7 +420,7 @@ class BrowserEngine:
                 )
                 raise
         elif wait_until is None:
-            snapshot = await self._settle(page, deadline, warnings, loads)
+            snapshot = await self._settle(page, deadline, warnings, loads, raw_headers.get("refresh"))
         if wait_ms:
             await deadline.run(asyncio.sleep(wait_ms / 1000), "render", "during wait_ms")
             snapshot = None
@@ -480,9 +480,10 @@ class BrowserEngine:
         return body
 
     async def _settle(
-        self, page: Page, deadline: Deadline, warnings: list[str], loads: PendingLoads
+        self, page: Page, deadline: Deadline, warnings: list[str], loads: PendingLoads, refresh: str | None = None
     ) -> Snapshot | None:
         """Wait until the DOM settles (engines/settle.py); the page as it then is, read in the same call.
+        ``refresh`` is the document's Refresh header, which the page cannot see.
 
         Settled with a load still in flight that the page cannot see (an ``import()``, a worker's
         fetch): wait for it, then settle again with the quiet time counted from its arrival — all
@@ -496,8 +497,8 @@ class BrowserEngine:
             try:
                 result: Snapshot = await deadline.run(
                     page.evaluate(
-                        f"([q, c, f]) => window.__bsSettle ? window.__bsSettle(q, c, f) : ({SNAPSHOT})()",
-                        [self._settle_quiet_ms, int(left_s * 1000), fresh],
+                        f"([q, c, f, r]) => window.__bsSettle ? window.__bsSettle(q, c, f, r) : ({SNAPSHOT})()",
+                        [self._settle_quiet_ms, int(left_s * 1000), fresh, refresh],
                     ),
                     "render",
                     "waiting for the page to settle",

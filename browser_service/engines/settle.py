@@ -17,6 +17,10 @@ the asynchronous work a page has started that can still change the DOM:
   page posted to itself (the setImmediate of older libraries), and Cache API calls — each due until
   it runs or settles, the first four for 250 ms at most (a page in the background gets no frames),
   Cache API calls for 1 s,
+* a page going away: a cross-document navigation it started (a script setting ``location``, a
+  form, a refresh), until the page is replaced or 1 s at most, and a refresh to another URL (a
+  ``<meta http-equiv=refresh>`` or the Refresh header, which the engine passes in) due within the
+  cap, until it fires — not one reloading the same page, which shows what it will show again,
 * DOM mutations after DOMContentLoaded (a MutationObserver), messages posted on a
   ``MessageChannel`` (a scheduler slicing its rendering into tasks) and messages a WebSocket or
   EventSource receives (named events too, of the names the page listens to), as the time of the
@@ -349,19 +353,62 @@ INIT_SCRIPT = r"""
     observer.observe(root, watched);
     return root;
   };
+  // A page that moves itself on (a script setting location, a form it submits, a refresh) is
+  // about to be replaced: reading it now reads a page that is going away. A cross-document
+  // navigation it starts holds the wait until the page goes — LEAVING ms at most: one that fails
+  // or turns out a download leaves the page in place.
+  const LEAVING = 1000;
+  let leavingUntil = 0;
+  const leaving = () => { leavingUntil = now() + LEAVING; };
+  if (window.navigation) {
+    navigation.addEventListener('navigate', (event) => { if (!event.destination.sameDocument) leaving(); });
+  } else {
+    window.addEventListener('beforeunload', leaving);
+  }
+  // A refresh to another URL (`<meta http-equiv=refresh>`, or the Refresh header the engine passes
+  // in) is a redirect the browser makes `delay` s after load: due until then (and LEAVING more,
+  // for a loaded machine's late timer) when that is within the cap. One reloading the same page
+  // (a dashboard's auto-refresh) is not: the page is what it shows.
+  const refreshDelay = (value) => {
+    const m = /^\s*(\d*)([\d.]*)\s*[;,]?\s*([\s\S]*)$/.exec(String(value));
+    if (!m || (!m[1] && !m[2].startsWith('.'))) return Infinity;
+    let target = m[3].replace(/^url\s*=\s*/i, '');
+    if (target[0] === '"' || target[0] === "'") {
+      const end = target.indexOf(target[0], 1);
+      target = target.slice(1, end < 0 ? undefined : end);
+    }
+    target = target.trim();
+    const here = location.href.split('#')[0];
+    try {
+      if (!target || new URL(target, document.baseURI).href.split('#')[0] === here) return Infinity;
+    } catch (error) {
+      return Infinity;
+    }
+    return Number(m[1] || 0) * 1000;
+  };
+  // When the soonest such refresh fires, once load has ended (before, readyState holds the wait).
+  const refreshTime = (header) => {
+    const entry = performance.getEntriesByType('navigation')[0];
+    if (!entry || !entry.loadEventEnd) return null;
+    const metas = [...document.querySelectorAll('meta[http-equiv="refresh" i]')].map((m) => m.content);
+    return entry.loadEventEnd + Math.min(...[header, ...metas].filter((v) => v != null).map(refreshDelay));
+  };
   // The page and its title, read in the same call that waited: two round trips fewer per page.
   const snapshot = %(snapshot)s;
   window.__bsSnapshot = () => snapshot(roots);
-  window.__bsSettle = (quiet, cap, fresh) => new Promise((resolve) => {
+  window.__bsSettle = (quiet, cap, fresh, refresh) => new Promise((resolve) => {
     const start = now();
     if (fresh) touch();  // something the page cannot see just happened (a script arrived): quiet from now
     let dueAt = null;
+    let refreshAt = null;
     const check = () => {
       const t = now();
+      if (refreshAt === null) refreshAt = refreshTime(refresh);
       // A look that comes a whole quiet time late means the page's thread was starved (a loaded
       // machine): the page could not run either, so that time was not quiet — count it as activity.
       if (dueAt !== null && t - dueAt > Math.max(25, quiet)) touch();
-      const waiting = inflight > 0 || timers.size > 0 || document.readyState !== 'complete';
+      const waiting = inflight > 0 || timers.size > 0 || document.readyState !== 'complete' || t < leavingUntil
+        || (refreshAt !== null && refreshAt <= start + cap && t < refreshAt + LEAVING);
       const busy = dueSoon(t) || waiting;
       // A callback due within a frame holds this look, not the calm rule's second: a live clock
       // redrawn in every animation frame always has one due, and would hold the wait to the cap.

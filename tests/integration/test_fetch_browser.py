@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import pytest
+from playwright.async_api import Error as PlaywrightError
 
 from browser_service.deadline import Deadline
 from browser_service.fetcher import Fetcher
@@ -294,6 +296,75 @@ async def test_a_live_clock_redrawn_every_frame_does_not_hold_the_wait_to_the_ca
     md = response.markdown or ""
     assert response.ok and "Rendered by deferred work: frames." in md, (error_kind(response), md)
     assert response.warnings == []
+
+
+@pytest.mark.parametrize("delay", ["0", "1"])
+@pytest.mark.parametrize("how", ["meta", "header"])
+async def test_a_refresh_to_another_page_is_followed_like_a_redirect(
+    strict: Fetcher, site: FixtureServer, how: str, delay: str
+) -> None:
+    # `<meta http-equiv=refresh>` or a Refresh header: the browser moves on `delay` s after load,
+    # with nothing in flight or due meanwhile. With no quiet time, only the wait counting the
+    # refresh keeps it from reading the "Moving…" page.
+    response = await fetch(strict, site.url(f"/navigate?how={how}&delay={delay}&to=/article.html"), render="browser")
+    md = response.markdown or ""
+    assert response.ok and response.final_url == site.url("/article.html"), (error_kind(response), md)
+    assert md.startswith("# How Lighthouses Work") and "Moving" not in md
+    assert response.warnings == []
+
+
+#: A refresh's value → whether the page moves on (the wait holds for it) or reloads itself.
+REFRESHES = {
+    "3": "reloads",  # no URL: the same page again, a dashboard's auto-refresh
+    "3; url=": "reloads",
+    "3;URL='/article.html'": "reloads",  # the same page, named
+    "1; url=/article.html?next": "moves",
+    "1.9, 'http://127.0.0.1:{port}/article.html?next'": "moves",  # a comma, quotes, no url=; 1 s (digits only)
+}
+
+
+@pytest.mark.parametrize("refresh", list(REFRESHES))
+async def test_the_wait_holds_for_a_refresh_that_moves_on_not_one_that_reloads(
+    strict: Fetcher, site: FixtureServer, refresh: str
+) -> None:
+    # The page adds the refresh as a `<meta http-equiv>` (which the browser acts on) and asks for
+    # the wait in the same task. A refresh that reloads the page is not waited for: the page is
+    # what it shows. One that moves on holds the wait until the page is replaced (the wait, with
+    # no quiet time, never gets to answer).
+    value = refresh.format(port=site.server_address[1])
+    async with strict.pool.lease(Deadline(10)) as lease:
+        await lease.page.goto(site.url("/article.html"))
+        settle = lease.page.evaluate(
+            "(r) => { const m = document.createElement('meta'); m.httpEquiv = 'refresh'; m.content = r; "
+            "document.head.append(m); return window.__bsSettle(0, 5000, false, null).then((s) => s.settled); }",
+            value,
+        )
+        if REFRESHES[refresh] == "reloads":
+            assert await settle is True
+        else:
+            with pytest.raises(PlaywrightError, match="context was destroyed"):
+                await settle
+
+
+async def test_a_page_that_navigates_away_holds_the_wait_until_it_is_gone(strict: Fetcher, site: FixtureServer) -> None:
+    # The page sets location to a slow page: it is going away, so the wait (no quiet time, nothing
+    # else due) does not end on it — the page is replaced while the wait still holds.
+    async with strict.pool.lease(Deadline(10)) as lease:
+        await lease.page.goto(site.url("/article.html"))
+        with pytest.raises(PlaywrightError, match="context was destroyed"):
+            await lease.page.evaluate(
+                "() => { location.href = '/slow?ms=300'; return window.__bsSettle(0, 2000, false, null); }"
+            )
+
+
+async def test_a_refresh_to_a_slow_page_is_followed(strict: Fetcher, site: FixtureServer) -> None:
+    # The refresh's target takes 1.5 s to answer, longer than the wait holds for a page going away
+    # (1 s): still the page it lands on is read, not "Moving…" (a page with a navigation in flight
+    # answers no evaluate until it is replaced).
+    target = "/slow?ms=1500"
+    response = await fetch(strict, site.url(f"/navigate?how=meta&to={quote(target)}"), render="browser")
+    assert response.ok and response.final_url == site.url(target), (error_kind(response), response.markdown)
+    assert "Moving" not in (response.markdown or "")
 
 
 #: Work the browser runs at a moment of its own choosing; each calls ``done()`` when it runs.

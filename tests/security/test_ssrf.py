@@ -385,6 +385,13 @@ async def test_self_navigation_to_a_canary(strict: Fetcher, net: Net, how: str, 
         assert kind(response) == expected
 
 
+@pytest.mark.parametrize("how", ["meta", "header"])
+async def test_a_later_refresh_to_a_canary_is_refused(strict: Fetcher, net: Net, how: str) -> None:
+    """The refresh comes 1 s after load, with nothing else in flight: the wait holds for it."""
+    response = await fetch(strict, net.site(f"/navigate?how={how}&delay=1&to={q(net.canary_url())}"), "browser")
+    assert_forbidden(response, "loopback")
+
+
 @pytest.mark.parametrize("render", ["browser", "auto"])
 async def test_self_navigation_into_a_redirect_to_a_canary(strict: Fetcher, net: Net, render: str) -> None:
     """The page moves to an allowed URL (the route guard lets it through) that redirects to the
