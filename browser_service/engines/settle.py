@@ -10,7 +10,8 @@ the asynchronous work a page has started that can still change the DOM:
   requests until they complete, and a WebSocket or EventSource until its first message (each of
   the last three 1 s at most),
 * ``setTimeout`` callbacks due within the cap — except timer chains (a callback re-arming itself
-  three or more times, like a poller or a carousel), which would never end,
+  three or more times, like a poller or a carousel), which would never end; an interval is such a
+  chain, counted until its second tick has run,
 * work the browser runs at a moment of its own choosing, soon: animation-frame and idle callbacks
   (chains three deep excepted, as for timers: an animation loop), an IntersectionObserver's or
   ResizeObserver's first notification (how a lazy section learns it is on screen), a message the
@@ -86,6 +87,26 @@ INIT_SCRIPT = r"""
     return id;
   };
   window.clearTimeout = function (id) { timers.delete(id); return clearT(id); };
+  // An interval is a chain too: its first tick is one link deeper than the code that set it, each
+  // tick one deeper than the last, so it counts (due within the cap) until its second tick has run
+  // — a poller that finds what it waits for at once, or an interval used as a one-shot, but not a
+  // clock ticking forever.
+  const setI = window.setInterval.bind(window);
+  const clearI = window.clearInterval.bind(window);
+  window.setInterval = function (fn, delay, ...args) {
+    const d = Number(delay) || 0;
+    if (typeof fn !== 'function') return setI(fn, d, ...args);
+    let tick = link();
+    const ticked = () => {
+      tick++;
+      if (timers.delete(id) && tick < CHAIN) timers.set(id, tick);
+      if (tick <= CHAIN) touch();  // not every tick of a clock: that is no sign of work
+    };
+    const id = setI(function () { return asLink(fn, tick, ticked).apply(this, arguments); }, d, ...args);
+    if (d <= CAP && tick < CHAIN) timers.set(id, tick);
+    return id;
+  };
+  window.clearInterval = function (id) { timers.delete(id); return clearI(id); };
   // Work the browser runs at a moment of its own choosing, soon: an animation frame's callback, an
   // idle callback, an observer's first notification, a message the page posted to itself. Each is
   // due until it runs — for at most SOON_MAX ms, as a page in the background gets no frames — so

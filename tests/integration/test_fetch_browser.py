@@ -289,8 +289,8 @@ async def test_an_endless_animation_loop_does_not_hold_the_wait(strict: Fetcher,
 async def test_a_live_clock_redrawn_every_frame_does_not_hold_the_wait_to_the_cap(
     fetcher: Fetcher, site: FixtureServer
 ) -> None:
-    # A 10 ms interval asks for a frame to redraw a clock in: a frame is nearly always due and the
-    # DOM changes at every one, forever. Frames due do not count as work in flight for the calm
+    # A worker's message every 10 ms asks for a frame to redraw a clock in: a frame is nearly always
+    # due and the DOM changes at every one, forever. Frames due do not count as work in flight for the calm
     # rule, so the page is read after a second with nothing in flight, not at the cap.
     response = await fetch(fetcher, site.url("/deferred-render.html?via=frames&ticker=1"), render="browser")
     md = response.markdown or ""
@@ -365,6 +365,33 @@ async def test_a_refresh_to_a_slow_page_is_followed(strict: Fetcher, site: Fixtu
     response = await fetch(strict, site.url(f"/navigate?how=meta&to={quote(target)}"), render="browser")
     assert response.ok and response.final_url == site.url(target), (error_kind(response), response.markdown)
     assert "Moving" not in (response.markdown or "")
+
+
+@pytest.mark.parametrize("tick", [1, 2])
+async def test_an_interval_counts_until_its_second_tick(strict: Fetcher, site: FixtureServer, tick: int) -> None:
+    # A poller that finds what it waits for on its first or second tick, with no quiet time: the
+    # wait holds for it, as for a timer and the one it sets.
+    async with strict.pool.lease(Deadline(10)) as lease:
+        await lease.page.goto(site.url("/article.html"))
+        result = await lease.page.evaluate(
+            "(tick) => { let n = 0; const i = setInterval(() => { if (++n === tick) { clearInterval(i); "
+            "document.title = 'done'; } }, 50); "
+            "return window.__bsSettle(0, 2000, false, null).then((r) => [r.settled, document.title]); }",
+            tick,
+        )
+    assert result == [True, "done"]
+
+
+async def test_an_interval_that_ticks_forever_does_not_hold_the_wait(strict: Fetcher, site: FixtureServer) -> None:
+    # A clock: from its third tick on it no longer counts (nor is each tick activity), so the
+    # wait ends settled, not at its cap.
+    async with strict.pool.lease(Deadline(10)) as lease:
+        await lease.page.goto(site.url("/article.html"))
+        result = await lease.page.evaluate(
+            "() => { setInterval(() => { window.ticks = (window.ticks || 0) + 1; }, 10); "
+            "return window.__bsSettle(0, 2000, false, null).then((r) => [r.settled, window.ticks >= 2]); }"
+        )
+    assert result == [True, True]
 
 
 #: Work the browser runs at a moment of its own choosing; each calls ``done()`` when it runs.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.soak import MAX_TUNNELS, soak
+from bench.soak import MAX_TUNNELS, SoakResult, soak
 
 
 @pytest.mark.timeout(300)
@@ -23,3 +23,14 @@ async def test_short_soak() -> None:
     assert result.fds_end - 2 * (result.tunnels_end - result.tunnels_start) <= result.fds_start
     assert result.tunnels_end <= MAX_TUNNELS
     assert len(result.samples_mb) >= 9
+
+
+@pytest.mark.parametrize(
+    ("samples", "flat"),
+    [
+        ([91] * 10 + [94] * 4 + [91], True),  # a few more connections open for a while, then closed
+        ([91] * 5 + [92] * 5 + [93] * 5, False),  # the floor rises: descriptors leak
+    ],
+)
+def test_a_descriptor_trend_is_the_floor_rising_not_a_passing_peak(samples: list[int], flat: bool) -> None:
+    assert SoakResult(fetches=300, seconds=30, failures=0, samples_fds=samples, fds_start=91).fds_flat is flat
