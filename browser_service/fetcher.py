@@ -105,6 +105,7 @@ class Fetcher:
             user_agent=user_agent,
             max_bytes=self.settings.max_bytes,
             max_redirects=self.settings.max_redirects,
+            refresh_within_s=self.settings.settle_cap_ms / 1000,
             transport=tape.http_transport(self.policy) if tape is not None else None,
         )
         self.browser = BrowserEngine(

@@ -463,7 +463,8 @@ def _moving(head: str = "", body: str = "") -> str:
 
 def _navigate(h: Handler) -> None:
     """A page that navigates itself to ``to`` by ``how``: a meta refresh, a Refresh header (both after
-    ``delay`` s), a script, an auto-submitted form, a frame that sets ``top.location``."""
+    ``delay`` s), a script, an auto-submitted form, a frame that sets ``top.location``; or that
+    only would without scripts (a meta refresh in ``<noscript>``)."""
     to = _to(h)
     attr, js, quoted = html.escape(to, quote=True), json.dumps(to), html.escape(_quote(to), quote=True)
     how, delay = h.query.get("how", "meta"), h.query.get("delay", "0")  # a refresh's, in seconds
@@ -471,6 +472,8 @@ def _navigate(h: Handler) -> None:
         return h.send(200, _moving(), headers={"Refresh": f"{delay}; url={to}"})
     pages = {
         "meta": _moving(f"<meta http-equiv='refresh' content='{html.escape(delay)}; url={attr}'>"),
+        # Only for readers that run no script (sites send them to an "enable JavaScript" page so).
+        "noscript": _moving(f"<noscript><meta http-equiv='refresh' content='0; url={attr}'></noscript>"),
         "location": _moving(f"<script>location.href = {js};</script>"),
         "replace": _moving(f"<script>location.replace({js});</script>"),
         "timer": _moving(f"<script>setTimeout(() => {{ location.assign({js}); }}, 100);</script>"),

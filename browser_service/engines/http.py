@@ -27,6 +27,7 @@ from browser_service.contract import Phase
 from browser_service.deadline import Deadline
 from browser_service.encoding import decode
 from browser_service.engines.base import RawPage, content_kind, header_charset, mime_type
+from browser_service.engines.refresh import page_refresh
 from browser_service.errors import (
     ConnectError,
     FetchError,
@@ -134,11 +135,15 @@ class HttpEngine:
         user_agent: str,
         max_bytes: int,
         max_redirects: int,
+        refresh_within_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._policy = policy
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
+        # A refresh due this soon is followed as a redirect: the browser's settle cap, so both
+        # engines answer alike (engines/refresh.py).
+        self._refresh_within_s = refresh_within_s
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._client = httpx.AsyncClient(
             follow_redirects=False,
@@ -166,32 +171,40 @@ class HttpEngine:
         cookies: Mapping[str, str] | None = None,
         jar: httpx.Cookies | None = None,
     ) -> RawPage:
-        """GET ``url``, following redirects. ``jar`` (a session's) is sent from and receives every
-        hop's Set-Cookie, as a browser's would."""
+        """GET ``url``, following redirects — and a refresh to another URL due within the settle cap,
+        as the browser would. ``jar`` (a session's) is sent from and receives every hop's
+        Set-Cookie, as a browser's would."""
         redirects: list[str] = []
         current = url
-        status = 0
+        status, hop = 0, ""
         while True:
             try:
                 target = await self._policy.check(current, deadline)
             except (ForbiddenTarget, InvalidRequest) as exc:
                 if not redirects:
                     raise
-                raise _refused_redirect(exc, redirects[-1], status, current) from None
+                raise _refused_redirect(exc, redirects[-1], hop, status, current) from None
             pinned = _PINNED.set({(target.host, target.port): target.addresses})
             try:
                 page_or_location = await self._get(target.url, deadline, headers or {}, cookies or {}, jar)
             finally:
                 _PINNED.reset(pinned)
             if isinstance(page_or_location, RawPage):
-                page_or_location.url = url
-                page_or_location.redirects = redirects
-                return page_or_location
-            status, location = page_or_location
+                page = page_or_location
+                html = page.text if page.kind == "html" else None
+                refresh = page_refresh(html, page.headers.get("refresh"), target.url)
+                if refresh is None or refresh.delay_s > self._refresh_within_s:
+                    page.url = url
+                    page.redirects = redirects
+                    return page
+                status, hop, location = page.status_code, f"refreshed ({refresh.delay_s} s)", refresh.url
+            else:
+                status, location = page_or_location
+                hop = f"redirected ({status})"
             redirects.append(target.url)
             if len(redirects) > self._max_redirects:
                 raise HTTPStatusError(
-                    f"More than {self._max_redirects} redirects starting at {url} (last: {status} to "
+                    f"More than {self._max_redirects} redirects starting at {url} (last: {hop} to "
                     f"{location}). The site is in a redirect loop or needs cookies this request lacks.",
                     status_code=status,
                 )
@@ -266,12 +279,12 @@ class HttpEngine:
         return b"".join(chunks)
 
 
-def _refused_redirect(exc: FetchError, source: str, status: int, location: str) -> FetchError:
-    """A redirect the policy refuses is the origin's doing: say so, with the hop."""
+def _refused_redirect(exc: FetchError, source: str, hop: str, status: int, location: str) -> FetchError:
+    """A redirect the policy refuses is the origin's doing: say so, with the hop ("redirected (302)")."""
     if isinstance(exc, ForbiddenTarget):
-        return ForbiddenTarget(f"{source} redirected ({status}) to {location}, which is refused: {exc.message}")
+        return ForbiddenTarget(f"{source} {hop} to {location}, which is refused: {exc.message}")
     return HTTPStatusError(
-        f"{source} redirected ({status}) to {location!r}, which is not a valid URL ({exc.message}).",
+        f"{source} {hop} to {location!r}, which is not a valid URL ({exc.message}).",
         status_code=status,
     )
 

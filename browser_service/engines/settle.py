@@ -387,9 +387,9 @@ INIT_SCRIPT = r"""
     window.addEventListener('beforeunload', leaving);
   }
   // A refresh to another URL (`<meta http-equiv=refresh>`, or the Refresh header the engine passes
-  // in) is a redirect the browser makes `delay` s after load: due until then (and LEAVING more,
-  // for a loaded machine's late timer) when that is within the cap. One reloading the same page
-  // (a dashboard's auto-refresh) is not: the page is what it shows.
+  // in; read as engines/refresh.py reads it) is a redirect the browser makes `delay` s after load:
+  // due until then (and LEAVING more, for a loaded machine's late timer) when that is within the
+  // cap. One reloading the same page (a dashboard's auto-refresh) is not: the page is what it shows.
   const refreshDelay = (value) => {
     const m = /^\s*(\d*)([\d.]*)\s*[;,]?\s*([\s\S]*)$/.exec(String(value));
     if (!m || (!m[1] && !m[2].startsWith('.'))) return Infinity;

@@ -65,6 +65,37 @@ async def test_redirect_loop_is_a_typed_error(fetcher: Fetcher, site: FixtureSer
     assert error_kind(response) == "http_error" and "More than 10 redirects" in response.error.message  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("how", ["meta", "header"])
+async def test_a_refresh_to_another_page_is_followed_like_a_redirect(
+    fetcher: Fetcher, site: FixtureServer, how: str
+) -> None:
+    start = site.url(f"/navigate?how={how}&delay=1&to=/article.html")
+    response = await fetch(fetcher, start, render="http", max_age_s=0)
+    assert response.ok and response.engine == "http" and response.final_url == site.url("/article.html")
+    assert (response.markdown or "").startswith("# How Lighthouses Work")
+    assert response.quality is not None and "redirects=1" in response.quality.signals
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "how=header&delay=30&to=/article.html",  # later than the settle cap: a page in its own right
+        "how=meta&to=",  # the page itself: a reload
+        "how=meta&to=%23top",  # the page itself, at an anchor
+        "how=noscript&to=/article.html",  # for readers without scripts only, as a browser would
+        "how=header&to=javascript:location.reload()",  # no URL a redirect goes to
+    ],
+)
+async def test_a_refresh_that_is_no_redirect_is_not_followed(fetcher: Fetcher, site: FixtureServer, query: str) -> None:
+    before = dict(site.hits)
+    response = await fetch(fetcher, site.url(f"/navigate?{query}"), render="http", max_age_s=0)
+    # The "Moving…" page itself, read once: too little text to be content.
+    assert error_kind(response) == "empty_content"
+    assert {path: n - before.get(path, 0) for path, n in site.hits.items() if n != before.get(path, 0)} == {
+        "/navigate": 1
+    }
+
+
 @pytest.mark.parametrize(("path", "status"), [("/no-such-page", 404), ("/gone", 410)])
 async def test_not_found_keeps_the_origin_status(fetcher: Fetcher, site: FixtureServer, path: str, status: int) -> None:
     response = await fetch(fetcher, site.url(path))

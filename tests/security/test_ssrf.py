@@ -357,11 +357,12 @@ async def test_redirect_to_another_scheme_is_refused(strict: Fetcher, net: Net, 
 # --- 3. Pages that navigate themselves ------------------------------------------------------------
 
 #: how the page moves on → (outcome with render=http, with render=auto). The browser always refuses.
-#: The HTTP engine never follows an in-page navigation: it answers about the page itself; auto
-#: escalates the script-driven ones (a script and no text) to the browser, which refuses them.
+#: The HTTP engine follows a refresh as a redirect hop, which the policy refuses; it runs no script,
+#: so of the other ways it answers about the page itself, and auto escalates the script-driven
+#: ones (a script and no text) to the browser, which refuses them.
 NAVIGATIONS = {
-    "meta": ("empty_content", "empty_content"),
-    "header": ("empty_content", "empty_content"),
+    "meta": ("forbidden_target", "forbidden_target"),
+    "header": ("forbidden_target", "forbidden_target"),
     "location": ("ok", "forbidden_target"),
     "replace": ("ok", "forbidden_target"),
     "timer": ("ok", "forbidden_target"),
@@ -408,6 +409,10 @@ async def test_self_navigations_reach_an_allowed_target(lenient: Fetcher, net: N
     for how in NAVIGATIONS:
         before = net.control.connections
         response = await fetch(lenient, navigation_url(net, how, control), "browser", wait_for="#canary")
+        assert net.control.connections > before, (how, kind(response))
+    for how in ("meta", "header"):  # the HTTP engine follows a refresh
+        before = net.control.connections
+        response = await fetch(lenient, navigation_url(net, how, control), "http")
         assert net.control.connections > before, (how, kind(response))
 
 

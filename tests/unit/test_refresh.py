@@ -1,0 +1,62 @@
+"""Reading a page's refresh (engines/refresh.py): the value's grammar, and which refreshes count."""
+
+from __future__ import annotations
+
+import pytest
+
+from browser_service.engines.refresh import Refresh, page_refresh, parse_refresh
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("0; url=/next", (0, "/next")),
+        ("5", (5, "")),
+        ("0;url=", (0, "")),
+        (' 3;URL="/q" ', (3, "/q")),
+        ("1.9, 'http://example.org/y'", (1, "http://example.org/y")),  # the integer part only
+        (".5;url=/z", (0, "/z")),
+        ("2 url=/k", (2, "/k")),
+        ("0; url='/a b", (0, "/a b")),  # an unclosed quote runs to the end
+        ("soon", None),
+        ("", None),
+    ],
+)
+def test_a_refresh_value_is_read_as_the_html_standard_says(value: str, parsed: tuple[int, str] | None) -> None:
+    assert parse_refresh(value) == parsed
+
+
+PAGE = "http://example.org/page"
+
+
+@pytest.mark.parametrize(
+    ("html", "header", "refresh"),
+    [
+        (
+            '<head><meta content="0; url=/next" http-equiv="Refresh"></head>',
+            None,
+            Refresh(0, "http://example.org/next"),
+        ),
+        (
+            "<meta http-equiv=refresh content='2;url=/b'><meta http-equiv=refresh content='1;url=/a'>",
+            None,
+            Refresh(1, "http://example.org/a"),
+        ),
+        ("<meta http-equiv=refresh content='4;url=/m'>", "2; url=/h", Refresh(2, "http://example.org/h")),
+        ("<noscript><meta http-equiv=refresh content='0; url=/nojs'></noscript>", None, None),
+        ("<!-- <meta http-equiv=refresh content='0; url=/old'> -->", None, None),
+        ("<meta http-equiv=refresh content='0; url=/page#top'>", None, None),  # the page itself
+        ("<meta http-equiv=refresh content='60'>", None, None),  # a reload
+        ("<meta http-equiv=refresh content='0; url=javascript:go()'>", None, None),
+        ("<meta name=refresh content='0; url=/x'>", None, None),  # not http-equiv
+        ("", "0; url=https://other.example/", Refresh(0, "https://other.example/")),
+    ],
+)
+def test_the_soonest_refresh_to_another_page_counts(html: str, header: str | None, refresh: Refresh | None) -> None:
+    assert page_refresh(html, header, PAGE) == refresh
+
+
+def test_a_page_with_characters_whose_lower_case_is_longer_is_read_right() -> None:
+    # "İ".lower() is two characters: the search on the lower-cased page must not shift the tag.
+    html = "<p>İstanbul İzmir</p><META HTTP-EQUIV=Refresh CONTENT='0; URL=/moved'>"
+    assert page_refresh(html, None, PAGE) == Refresh(0, "http://example.org/moved")
