@@ -29,7 +29,7 @@ _REFRESH_META = re.compile(r"<meta\b[^>]*\bhttp-equiv\s*=\s*[\"']?\s*refresh\b")
 @dataclass(frozen=True)
 class Refresh:
     delay_s: int
-    url: str  # absolute, as the page resolves it ("" for the page itself)
+    url: str  # absolute, resolved against the page
 
 
 def parse_refresh(value: str) -> tuple[int, str] | None:
