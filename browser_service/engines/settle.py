@@ -383,6 +383,11 @@ INIT_SCRIPT = r"""
   const leaving = () => { leavingUntil = now() + LEAVING; };
   if (window.navigation) {
     navigation.addEventListener('navigate', (event) => { if (!event.destination.sameDocument) leaving(); });
+    // A router that intercepts it (the page's own listeners run after this one) keeps the page.
+    const intercept = window.NavigateEvent && NavigateEvent.prototype.intercept;
+    if (intercept) {
+      NavigateEvent.prototype.intercept = function () { leavingUntil = 0; return intercept.apply(this, arguments); };
+    }
   } else {
     window.addEventListener('beforeunload', leaving);
   }

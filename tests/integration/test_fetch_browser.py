@@ -357,6 +357,23 @@ async def test_a_page_that_navigates_away_holds_the_wait_until_it_is_gone(strict
             )
 
 
+async def test_a_navigation_a_router_intercepts_does_not_hold_the_wait(strict: Fetcher, site: FixtureServer) -> None:
+    # A router on the Navigation API turns the navigation into a same-document one: the page stays,
+    # so the wait does not hold for it to go. Had it held (up to 1 s), the title a timer the wait
+    # does not count (three links deep) sets at 500 ms would be read instead of the route's.
+    async with strict.pool.lease(Deadline(10)) as lease:
+        await lease.page.goto(site.url("/article.html"))
+        result = await lease.page.evaluate(
+            "() => { navigation.addEventListener('navigate', (e) => e.intercept({ handler: () => { "
+            "document.title = 'routed'; } })); "
+            "setTimeout(() => setTimeout(() => setTimeout(() => { document.title = 'late'; }, 500))); "
+            "location.href = '/article.html?route=2'; "
+            "return window.__bsSettle(0, 2000, false, null)"
+            ".then((r) => [r.settled, document.title, location.search]); }"
+        )
+    assert result == [True, "routed", "?route=2"]
+
+
 async def test_a_refresh_to_a_slow_page_is_followed(strict: Fetcher, site: FixtureServer) -> None:
     # The refresh's target takes 1.5 s to answer, longer than the wait holds for a page going away
     # (1 s): still the page it lands on is read, not "Moving…" (a page with a navigation in flight
