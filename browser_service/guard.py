@@ -58,6 +58,9 @@ _LOCALHOST = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
 #: Characters the URL standard removes anywhere in a URL before parsing it.
 _TAB_NEWLINE = re.compile(r"[\t\n\r]")
 _C0_SPACE = "".join(map(chr, range(0x21)))
+#: What a browser percent-encodes in a path or query that a URL may still hold after the trim: C0
+#: controls, space and DEL (left raw, a second pass would trim them once they end the URL).
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 #: Code points a host may not contain (the URL standard's forbidden host code points).
 #: The WHATWG URL standard's forbidden domain code points: a host holding one after percent-decoding
 #: is invalid in a browser, so here too (``exam%0Aple.com`` is not example.com).
@@ -82,7 +85,8 @@ def scheme_refusal(scheme: str) -> ForbiddenTarget:
 
 
 def normalize_url(url: str) -> str:
-    """Canonical form: lower-case scheme and host (IDNA), no default port, no fragment, path '/'.
+    """Canonical form: lower-case scheme and host (IDNA), no default port, no fragment, path '/',
+    controls and spaces in the path and query percent-encoded.
 
     Parsed the way browsers parse (the WHATWG URL standard) where it matters for the host: tabs
     and newlines are dropped, ``\\`` counts as ``/``, the host is percent-decoded, IDNA-mapped
@@ -113,7 +117,12 @@ def normalize_url(url: str) -> str:
     netloc = host if ":" not in host else f"[{host}]"
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    path, query = (_CONTROL_OR_SPACE.sub(_percent, part) for part in (parts.path or "/", parts.query))
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def _percent(match: re.Match[str]) -> str:
+    return f"%{ord(match[0]):02X}"
 
 
 def canonical_host(host: str) -> str:

@@ -20,6 +20,10 @@ from browser_service.guard import NetworkPolicy, normalize_url
         ("http://bücher.example/", "http://xn--bcher-kva.example/"),
         ("http://[::1]:8080/", "http://[::1]:8080/"),
         ("  http://example.com/path  ", "http://example.com/path"),
+        # Controls and spaces inside the URL are percent-encoded, as a browser does: left raw, they
+        # would be trimmed once the fragment is gone and they end it (found by test_guard_props.py).
+        ("http://0?\x08#", "http://0.0.0.0/?%08"),
+        ("http://example.com/a b? #top", "http://example.com/a%20b?%20"),
     ],
 )
 def test_normalize_url(raw: str, expected: str) -> None:
