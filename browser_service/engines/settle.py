@@ -406,7 +406,8 @@ INIT_SCRIPT = r"""
     target = target.trim();
     const here = location.href.split('#')[0];
     try {
-      if (!target || new URL(target, document.baseURI).href.split('#')[0] === here) return Infinity;
+      const url = new URL(target || here, document.baseURI);  // a javascript: URL is no redirect
+      if (!/^https?:$/.test(url.protocol) || url.href.split('#')[0] === here) return Infinity;
     } catch (error) {
       return Infinity;
     }
