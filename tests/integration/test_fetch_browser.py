@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -36,6 +37,13 @@ async def strict(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fetc
     await service.start(launch_browser=True)
     yield service
     await service.close()
+
+
+async def on_article(service: Fetcher, site: FixtureServer, script: str, arg: object = None) -> Any:
+    """``script`` (a function of ``arg``) evaluated on the article page, in a lease of ``service``."""
+    async with service.pool.lease(Deadline(10)) as lease:
+        await lease.page.goto(site.url("/article.html"))
+        return await lease.page.evaluate(script, arg)
 
 
 async def test_auto_escalates_a_js_rendered_article(fetcher: Fetcher, site: FixtureServer) -> None:
@@ -334,47 +342,45 @@ async def test_the_wait_holds_for_a_refresh_that_moves_on_not_one_that_stays(
     # deep — sets at 500 ms would be read). One that moves on holds the wait until the page is
     # replaced (the wait, with no quiet time, never gets to answer).
     value = refresh.format(port=site.server_address[1])
-    async with strict.pool.lease(Deadline(10)) as lease:
-        await lease.page.goto(site.url("/article.html"))
-        settle = lease.page.evaluate(
-            "(r) => { const m = document.createElement('meta'); m.httpEquiv = 'refresh'; m.content = r; "
-            "document.head.append(m); "
-            "setTimeout(() => setTimeout(() => setTimeout(() => { document.title = 'late'; }, 500))); "
-            "return window.__bsSettle(0, 5000, false, null).then((s) => [s.settled, s.title]); }",
-            value,
-        )
-        if REFRESHES[refresh] == "stays":
-            assert await settle == [True, "How Lighthouses Work | The Coastal Review"]
-        else:
-            with pytest.raises(PlaywrightError, match="context was destroyed"):
-                await settle
+    settle = on_article(
+        strict,
+        site,
+        "(r) => { const m = document.createElement('meta'); m.httpEquiv = 'refresh'; m.content = r; "
+        "document.head.append(m); "
+        "setTimeout(() => setTimeout(() => setTimeout(() => { document.title = 'late'; }, 500))); "
+        "return window.__bsSettle(0, 5000, false, null).then((s) => [s.settled, s.title]); }",
+        value,
+    )
+    if REFRESHES[refresh] == "stays":
+        assert await settle == [True, "How Lighthouses Work | The Coastal Review"]
+    else:
+        with pytest.raises(PlaywrightError, match="context was destroyed"):
+            await settle
 
 
 async def test_a_page_that_navigates_away_holds_the_wait_until_it_is_gone(strict: Fetcher, site: FixtureServer) -> None:
     # The page sets location to a slow page: it is going away, so the wait (no quiet time, nothing
     # else due) does not end on it — the page is replaced while the wait still holds.
-    async with strict.pool.lease(Deadline(10)) as lease:
-        await lease.page.goto(site.url("/article.html"))
-        with pytest.raises(PlaywrightError, match="context was destroyed"):
-            await lease.page.evaluate(
-                "() => { location.href = '/slow?ms=300'; return window.__bsSettle(0, 2000, false, null); }"
-            )
+    with pytest.raises(PlaywrightError, match="context was destroyed"):
+        await on_article(
+            strict, site, "() => { location.href = '/slow?ms=300'; return window.__bsSettle(0, 2000, false, null); }"
+        )
 
 
 async def test_a_navigation_a_router_intercepts_does_not_hold_the_wait(strict: Fetcher, site: FixtureServer) -> None:
     # A router on the Navigation API turns the navigation into a same-document one: the page stays,
     # so the wait does not hold for it to go. Had it held (up to 1 s), the title a timer the wait
     # does not count (three links deep) sets at 500 ms would be read instead of the route's.
-    async with strict.pool.lease(Deadline(10)) as lease:
-        await lease.page.goto(site.url("/article.html"))
-        result = await lease.page.evaluate(
-            "() => { navigation.addEventListener('navigate', (e) => e.intercept({ handler: () => { "
-            "document.title = 'routed'; } })); "
-            "setTimeout(() => setTimeout(() => setTimeout(() => { document.title = 'late'; }, 500))); "
-            "location.href = '/article.html?route=2'; "
-            "return window.__bsSettle(0, 2000, false, null)"
-            ".then((r) => [r.settled, document.title, location.search]); }"
-        )
+    result = await on_article(
+        strict,
+        site,
+        "() => { navigation.addEventListener('navigate', (e) => e.intercept({ handler: () => { "
+        "document.title = 'routed'; } })); "
+        "setTimeout(() => setTimeout(() => setTimeout(() => { document.title = 'late'; }, 500))); "
+        "location.href = '/article.html?route=2'; "
+        "return window.__bsSettle(0, 2000, false, null)"
+        ".then((r) => [r.settled, document.title, location.search]); }",
+    )
     assert result == [True, "routed", "?route=2"]
 
 
@@ -392,26 +398,26 @@ async def test_a_refresh_to_a_slow_page_is_followed(strict: Fetcher, site: Fixtu
 async def test_an_interval_counts_until_its_second_tick(strict: Fetcher, site: FixtureServer, tick: int) -> None:
     # A poller that finds what it waits for on its first or second tick, with no quiet time: the
     # wait holds for it, as for a timer and the one it sets.
-    async with strict.pool.lease(Deadline(10)) as lease:
-        await lease.page.goto(site.url("/article.html"))
-        result = await lease.page.evaluate(
-            "(tick) => { let n = 0; const i = setInterval(() => { if (++n === tick) { clearInterval(i); "
-            "document.title = 'done'; } }, 50); "
-            "return window.__bsSettle(0, 2000, false, null).then((r) => [r.settled, document.title]); }",
-            tick,
-        )
+    result = await on_article(
+        strict,
+        site,
+        "(tick) => { let n = 0; const i = setInterval(() => { if (++n === tick) { clearInterval(i); "
+        "document.title = 'done'; } }, 50); "
+        "return window.__bsSettle(0, 2000, false, null).then((r) => [r.settled, document.title]); }",
+        tick,
+    )
     assert result == [True, "done"]
 
 
 async def test_an_interval_that_ticks_forever_does_not_hold_the_wait(strict: Fetcher, site: FixtureServer) -> None:
     # A clock: from its third tick on it no longer counts (nor is each tick activity), so the
     # wait ends settled, not at its cap.
-    async with strict.pool.lease(Deadline(10)) as lease:
-        await lease.page.goto(site.url("/article.html"))
-        result = await lease.page.evaluate(
-            "() => { setInterval(() => { window.ticks = (window.ticks || 0) + 1; }, 10); "
-            "return window.__bsSettle(0, 2000, false, null).then((r) => [r.settled, window.ticks >= 2]); }"
-        )
+    result = await on_article(
+        strict,
+        site,
+        "() => { setInterval(() => { window.ticks = (window.ticks || 0) + 1; }, 10); "
+        "return window.__bsSettle(0, 2000, false, null).then((r) => [r.settled, window.ticks >= 2]); }",
+    )
     assert result == [True, True]
 
 
@@ -438,11 +444,11 @@ async def test_work_the_browser_runs_later_is_due_until_it_runs(
 ) -> None:
     # The wait is asked in the same task that starts the work, with no quiet time: it returns only
     # once the work has run (the title it sets is read), however soon that is.
-    async with strict.pool.lease(Deadline(10)) as lease:
-        await lease.page.goto(site.url("/article.html"))
-        result = await lease.page.evaluate(
-            "() => { const done = () => { document.title = 'done'; }; "
-            + DEFERRED[work]
-            + "; return window.__bsSettle(0, 2000, false).then((r) => [r.settled, document.title]); }"
-        )
+    result = await on_article(
+        strict,
+        site,
+        "() => { const done = () => { document.title = 'done'; }; "
+        + DEFERRED[work]
+        + "; return window.__bsSettle(0, 2000, false).then((r) => [r.settled, document.title]); }",
+    )
     assert result == [True, "done"]
