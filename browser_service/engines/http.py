@@ -135,7 +135,7 @@ class HttpEngine:
         user_agent: str,
         max_bytes: int,
         max_redirects: int,
-        refresh_within_s: float = 5.0,
+        refresh_within_s: float,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._policy = policy

@@ -381,16 +381,11 @@ INIT_SCRIPT = r"""
   const LEAVING = 1000;
   let leavingUntil = 0;
   const leaving = () => { leavingUntil = now() + LEAVING; };
-  if (window.navigation) {
-    navigation.addEventListener('navigate', (event) => { if (!event.destination.sameDocument) leaving(); });
-    // A router that intercepts it (the page's own listeners run after this one) keeps the page.
-    const intercept = window.NavigateEvent && NavigateEvent.prototype.intercept;
-    if (intercept) {
-      NavigateEvent.prototype.intercept = function () { leavingUntil = 0; return intercept.apply(this, arguments); };
-    }
-  } else {
-    window.addEventListener('beforeunload', leaving);
-  }
+  // (The Navigation API: Chromium has had it since version 102.)
+  navigation.addEventListener('navigate', (event) => { if (!event.destination.sameDocument) leaving(); });
+  // A router that intercepts it (the page's own listeners run after this one) keeps the page.
+  const intercept = NavigateEvent.prototype.intercept;
+  NavigateEvent.prototype.intercept = function () { leavingUntil = 0; return intercept.apply(this, arguments); };
   // A refresh to another URL (`<meta http-equiv=refresh>`, or the Refresh header the engine passes
   // in; read as engines/refresh.py reads it) is a redirect the browser makes `delay` s after load:
   // due until then (and LEAVING more, for a loaded machine's late timer) when that is within the
