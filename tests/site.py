@@ -464,14 +464,15 @@ def _moving(head: str = "", body: str = "") -> str:
 def _navigate(h: Handler) -> None:
     """A page that navigates itself to ``to`` by ``how``: a meta refresh, a Refresh header (both after
     ``delay`` s), a script, an auto-submitted form, a frame that sets ``top.location``; or that
-    only would without scripts (a meta refresh in ``<noscript>``)."""
+    only would without scripts (a meta refresh in ``<noscript>``). ``base``: a ``<base href>`` first."""
     to = _to(h)
     attr, js, quoted = html.escape(to, quote=True), json.dumps(to), html.escape(_quote(to), quote=True)
     how, delay = h.query.get("how", "meta"), h.query.get("delay", "0")  # a refresh's, in seconds
+    base = f"<base href='{html.escape(h.query['base'], quote=True)}'>" if "base" in h.query else ""
     if how == "header":
-        return h.send(200, _moving(), headers={"Refresh": f"{delay}; url={to}"})
+        return h.send(200, _moving(base), headers={"Refresh": f"{delay}; url={to}"})
     pages = {
-        "meta": _moving(f"<meta http-equiv='refresh' content='{html.escape(delay)}; url={attr}'>"),
+        "meta": _moving(f"{base}<meta http-equiv='refresh' content='{html.escape(delay)}; url={attr}'>"),
         # Only for readers that run no script (sites send them to an "enable JavaScript" page so).
         "noscript": _moving(f"<noscript><meta http-equiv='refresh' content='0; url={attr}'></noscript>"),
         "location": _moving(f"<script>location.href = {js};</script>"),

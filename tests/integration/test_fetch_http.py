@@ -76,6 +76,13 @@ async def test_a_refresh_to_another_page_is_followed_like_a_redirect(
     assert response.quality is not None and "redirects=1" in response.quality.signals
 
 
+async def test_a_meta_refresh_resolves_against_the_pages_base(fetcher: Fetcher, site: FixtureServer) -> None:
+    # "?ref=1" against the page's URL would be /navigate?ref=1, another "Moving…" page.
+    start = site.url("/navigate?how=meta&base=/article.html&to=%3Fref%3D1")
+    response = await fetch(fetcher, start, render="http", max_age_s=0)
+    assert response.ok and response.final_url == site.url("/article.html?ref=1")
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -84,6 +91,7 @@ async def test_a_refresh_to_another_page_is_followed_like_a_redirect(
         "how=meta&to=%23top",  # the page itself, at an anchor
         "how=noscript&to=/article.html",  # for readers without scripts only, as a browser would
         "how=header&to=javascript:location.reload()",  # no URL a redirect goes to
+        "how=meta&to=http://%5Bbad/",  # no URL at all (Chromium does not follow it either)
     ],
 )
 async def test_a_refresh_that_is_no_redirect_is_not_followed(fetcher: Fetcher, site: FixtureServer, query: str) -> None:

@@ -60,3 +60,33 @@ def test_a_page_with_characters_whose_lower_case_is_longer_is_read_right() -> No
     # "İ".lower() is two characters: the search on the lower-cased page must not shift the tag.
     html = "<p>İstanbul İzmir</p><META HTTP-EQUIV=Refresh CONTENT='0; URL=/moved'>"
     assert page_refresh(html, None, PAGE) == Refresh(0, "http://example.org/moved")
+
+
+@pytest.mark.parametrize(
+    ("html", "header", "refresh"),
+    [
+        # A <base href> before the meta is the base URL the browser resolves it against …
+        ("<base href='/b/'><meta http-equiv=refresh content='0; url=next'>", None, Refresh(0, "http://example.org/b/next")),
+        # … one after it is not there yet when the browser reads the meta, …
+        ("<meta http-equiv=refresh content='0; url=next'><base href='/b/'>", None, Refresh(0, "http://example.org/next")),
+        # … nor for the header, read before the page is parsed (all three checked against Chromium).
+        ("<base href='/b/'>", "0; url=next", Refresh(0, "http://example.org/next")),
+        # The first <base> with an href counts; one in a comment, or without href, does not.
+        (
+            "<!-- <base href='/c/'> --><base target=_top><basefont><base href='/d/'><base href='/e/'>"
+            "<meta http-equiv=refresh content='0; url=next'>",
+            None,
+            Refresh(0, "http://example.org/d/next"),
+        ),
+    ],
+)
+def test_a_meta_refresh_resolves_against_the_base_before_it(html: str, header: str | None, refresh: Refresh) -> None:
+    assert page_refresh(html, header, PAGE) == refresh
+
+
+@pytest.mark.parametrize("target", ["http://[bad/", "http://[::1"])
+def test_a_refresh_to_a_url_that_does_not_parse_is_none(target: str) -> None:
+    # urljoin raises on these; a browser does not navigate to them either.
+    assert page_refresh(f"<meta http-equiv=refresh content='0; url={target}'>", None, PAGE) is None
+    # Nor against a base that does not parse: Chromium then stays on the page.
+    assert page_refresh(f"<base href='{target}'><meta http-equiv=refresh content='0; url=y'>", None, PAGE) is None
