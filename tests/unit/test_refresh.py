@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from browser_service.engines.refresh import Refresh, page_refresh, parse_refresh
 
@@ -90,3 +94,24 @@ def test_a_refresh_to_a_url_that_does_not_parse_is_none(target: str) -> None:
     assert page_refresh(f"<meta http-equiv=refresh content='0; url={target}'>", None, PAGE) is None
     # Nor against a base that does not parse: Chromium then stays on the page.
     assert page_refresh(f"<base href='{target}'><meta http-equiv=refresh content='0; url=y'>", None, PAGE) is None
+
+
+# Pages are whatever an origin sends: reading one must never raise (a ValueError here was an
+# internal_error answer), and what it finds is a refresh to an http(s) URL or nothing.
+_bits = st.sampled_from(
+    ["http://[", "::1", "]", "//", "a.test", "/p", "#", "?", "%", "\\", ":99999", "javascript:", "İ", "\x00", " ", "'"]
+)
+_urls = st.lists(_bits | st.text(max_size=3), max_size=6).map("".join)
+_tags = st.one_of(
+    st.builds("<meta http-equiv=refresh content='{}; url={}'>".format, st.sampled_from(["0", "1", ".5", "x"]), _urls),
+    st.builds("<base href='{}'>".format, _urls),
+    st.sampled_from(["<!--", "-->", "<noscript>", "</noscript>", "<meta http-equiv=refresh>", "<base>"]),
+    st.text(max_size=5),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(html=st.lists(_tags, max_size=6).map("".join), header=st.none() | _urls.map("0; url={}".format))
+def test_reading_any_page_never_raises(html: str, header: str | None) -> None:
+    found = page_refresh(html, header, PAGE)
+    assert found is None or urlsplit(found.url).scheme in ("http", "https")
