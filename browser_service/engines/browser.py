@@ -165,7 +165,7 @@ class BrowserEngine:
                 main_responses.append(response)
                 if _is_main(lease, response.request):
                     top_responses.append(response)
-                    if not 300 <= response.status < 400:
+                    if not _is_redirect(response):
                         ended[0] += 1
                         navigation_ended.set()
 
@@ -584,8 +584,19 @@ _NET_ERRORS: dict[str, type[FetchError]] = {
 }
 
 
+def _is_redirect(response: Response) -> bool:
+    """Whether Chromium follows this answer to another: a 3xx with a Location. One without (an
+    empty ``Location:``, a 304) is the page itself."""
+    return 300 <= response.status < 400 and bool(response.headers.get("location", "").strip())
+
+
 def _navigation_error(exc: PlaywrightError, url: str) -> FetchError:
     message = exc.message or ""
+    if "ERR_INVALID_REDIRECT" in message:  # a Location that is no URL (http://[bad/): as the HTTP engine says
+        return HTTPStatusError(
+            f"{url} redirected to a Location that is not a valid URL (net::ERR_INVALID_REDIRECT in the "
+            "browser); retrying will not help."
+        )
     for code, cls in _NET_ERRORS.items():
         if code in message:
             phase: Phase | None = "navigation" if cls is FetchTimeout else None

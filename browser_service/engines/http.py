@@ -208,7 +208,10 @@ class HttpEngine:
                     f"{location}). The site is in a redirect loop or needs cookies this request lacks.",
                     status_code=status,
                 )
-            current = urljoin(target.url, location)
+            try:
+                current = urljoin(target.url, location)
+            except ValueError as exc:  # "http://[bad/": the policy's check never sees it
+                raise _refused_redirect(InvalidRequest(str(exc)), target.url, hop, status, location) from None
 
     async def _get(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -215,6 +216,7 @@ async def test_browser_sends_cookies_and_headers(fetcher: Fetcher, site: Fixture
         ("/image.png", "unsupported_content", 200),
         ("/reset", "connection_error", None),
         ("/redirect-loop", "http_error", None),
+        ("/redirect-to?to=http://%5Bbad/", "http_error", None),  # a Location that is no URL
     ],
 )
 async def test_browser_failures_are_typed(
@@ -237,6 +239,21 @@ async def test_browser_redirects_and_slow_origin(fetcher: Fetcher, site: Fixture
     slow = await fetch(fetcher, site.url("/slow?ms=10000"), render="browser", timeout_ms=1500)
     assert error_kind(slow) == "timeout" and slow.error.phase == "navigation"  # type: ignore[union-attr]
     assert slow.duration_ms is not None and slow.duration_ms <= 1500
+
+
+async def test_a_redirect_to_no_url_is_not_retried(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/redirect-to?to=http://%5Bbad/"), render="browser")
+    assert response.error is not None and not response.error.retryable and len(response.attempts) == 1
+    assert "redirected to a Location that is not a valid URL" in response.error.message
+
+
+async def test_a_3xx_without_location_is_the_page_not_a_hop(tmp_path: Path, site: FixtureServer) -> None:
+    # Chromium shows a 302 with an empty Location as the page. Counted as a redirect still in
+    # flight, it held the answer for the settle cap (here 30 s, against ~0.3 s for the page).
+    async with Fetcher(make_settings(tmp_path, settle_cap_ms=30_000)) as service:
+        response = await fetch(service, site.url("/redirect-to?to="), render="browser", timeout_ms=20_000)
+    assert error_kind(response) == "empty_content"
+    assert response.duration_ms is not None and response.duration_ms < 10_000
 
 
 async def test_empty_page_in_browser(fetcher: Fetcher, site: FixtureServer) -> None:

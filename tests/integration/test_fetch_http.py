@@ -76,6 +76,13 @@ async def test_a_refresh_to_another_page_is_followed_like_a_redirect(
     assert response.quality is not None and "redirects=1" in response.quality.signals
 
 
+async def test_a_redirect_to_no_url_is_a_typed_error(fetcher: Fetcher, site: FixtureServer) -> None:
+    # urljoin raises on "http://[bad/": that was an internal_error.
+    response = await fetch(fetcher, site.url("/redirect-to?to=http://%5Bbad/"), render="http")
+    assert error_kind(response) == "http_error" and response.error.status_code == 302  # type: ignore[union-attr]
+    assert "redirected (302) to 'http://[bad/', which is not a valid URL" in response.error.message  # type: ignore[union-attr]
+
+
 async def test_a_meta_refresh_resolves_against_the_pages_base(fetcher: Fetcher, site: FixtureServer) -> None:
     # "?ref=1" against the page's URL would be /navigate?ref=1, another "Moving…" page.
     start = site.url("/navigate?how=meta&base=/article.html&to=%3Fref%3D1")
