@@ -289,6 +289,38 @@ def _huge_chunked(h: Handler) -> None:
         h.wfile.write(chunk)
 
 
+def _broken(h: Handler) -> None:
+    """A response that breaks HTTP or asks for what no fetch has, by ``how`` (tests of both engines'
+    typed errors): a body labelled gzip that is not, a body shorter than its Content-Length, a bad
+    chunk, two Content-Lengths, a 204, an attachment, an HTTP-auth 401, an origin's 407."""
+    article = (PAGES / "article.html").read_bytes()
+    how = h.query.get("how", "")
+    h.close_connection = True
+    if how in ("gzip", "short", "chunk", "two-lengths"):
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html")
+        h.send_header("Connection", "close")
+        if how == "gzip":
+            h.send_header("Content-Encoding", "gzip")
+        if how == "chunk":
+            h.send_header("Transfer-Encoding", "chunked")
+        else:
+            h.send_header("Content-Length", str(len(article) + (500 if how == "short" else 0)))
+        if how == "two-lengths":
+            h.send_header("Content-Length", "5")
+        h.end_headers()
+        h.wfile.write(b"ZZZ\r\nhello\r\n0\r\n\r\n" if how == "chunk" else article)
+    elif how == "no-content":
+        h.send_response(204)
+        h.end_headers()
+    elif how == "attachment":
+        h.send(200, article, headers={"Content-Disposition": "attachment; filename=article.html"})
+    elif how == "basic-auth":
+        h.send(401, "<p>Authorization required.</p>", headers={"WWW-Authenticate": 'Basic realm="archive"'})
+    elif how == "proxy-auth":
+        h.send(407, "<p>Proxy authorization required.</p>", headers={"Proxy-Authenticate": 'Basic realm="x"'})
+
+
 def _gzip_page(h: Handler) -> None:
     body = gzip.compress((PAGES / "article.html").read_bytes())
     h.send(200, body, headers={"Content-Encoding": "gzip"})
@@ -738,6 +770,7 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
         200, "window.cachedScript = true;", "application/javascript", headers={"Cache-Control": "public, max-age=3600"}
     ),
     "/gzip": _gzip_page,
+    "/broken": _broken,
     "/echo-headers": _echo,
     "/error": lambda h: h.send(500, "<html><body><h1>Internal Server Error</h1></body></html>"),
     "/unavailable": lambda h: h.send(

@@ -38,10 +38,12 @@ from browser_service.errors import (
     BrowserError,
     ConnectError,
     DNSError,
+    EmptyContent,
     FetchError,
     FetchTimeout,
     ForbiddenTarget,
     HTTPStatusError,
+    LoginRequired,
     TLSError,
     TooLarge,
     UnsupportedContent,
@@ -119,7 +121,7 @@ class BrowserEngine:
                         await _snapshot(lease, deadline, session)
             except PlaywrightError as exc:
                 if not lease.browser_alive():
-                    raise _crashed(exc) from None
+                    raise _crashed(_first_line(exc)) from None
                 raise BrowserError(
                     f"The browser failed on {url}: {_first_line(exc)}. Retry the request.", retryable=True
                 ) from None
@@ -187,12 +189,20 @@ class BrowserEngine:
 
         failed: list[Request] = []
 
+        # The main document's body failing after it committed (a corrupt gzip, a short body, a broken
+        # chunk): Chromium then never fires `load`, and goto would wait out the deadline.
+        broken: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
         def on_failed(request: Request) -> None:
             loads.ended(request)
             failed.append(request)
             if _is_main(lease, request):
                 ended[0] += 1
                 navigation_ended.set()
+                failure = request.failure or ""
+                answered = any(r.request is request for r in top_responses)
+                if answered and "ERR_ABORTED" not in failure and not broken.done():
+                    broken.set_result(failure)
 
         events = page_events(page)  # subscribed once per page, not per lease: 8 driver round trips
         events.on("request", on_request)
@@ -202,7 +212,7 @@ class BrowserEngine:
         events.on("framenavigated", on_committed)
         try:
             try:
-                response = await self._goto(page, url, deadline, wait_until or "load", main_responses)
+                response = await self._goto(page, url, deadline, wait_until or "load", main_responses, broken)
             except FetchError as exc:
                 raise await self._refusal(lease, failed, top_responses, url, exc.message) or exc from None
             if shown[0] is not None and shown[0] is not response and not 300 <= shown[0].status < 400:
@@ -452,22 +462,30 @@ class BrowserEngine:
         )
 
     async def _goto(
-        self, page: Page, url: str, deadline: Deadline, wait_until: WaitUntil, responses: list[Response]
+        self,
+        page: Page,
+        url: str,
+        deadline: Deadline,
+        wait_until: WaitUntil,
+        responses: list[Response],
+        broken: asyncio.Future[str],
     ) -> Response | None:
+        """``page.goto``, ended early by ``broken`` (the main document's body failed: no `load` comes)."""
+        goto = asyncio.ensure_future(page.goto(url, wait_until=wait_until, timeout=0))
         try:
-            return await deadline.run(page.goto(url, wait_until=wait_until, timeout=0), "navigation", url)
+            await deadline.run(asyncio.wait((goto, broken), return_when=asyncio.FIRST_COMPLETED), "navigation", url)
+        finally:  # the deadline, or the caller cancelled
+            if not goto.done():
+                goto.cancel()
+        if not goto.done() or goto.cancelled():
+            raise _failure(broken.result(), url, broken.result()) from None
+        try:
+            return goto.result()
         except PlaywrightError as exc:
-            # A document Chromium will not display (a PDF, an attachment) aborts the navigation; the
-            # response we saw says what it was.
+            # A document Chromium will not display (a PDF, an attachment, a 204) aborts the navigation;
+            # the response we saw says what it was.
             if responses and ("ERR_ABORTED" in exc.message or "Download is starting" in exc.message):
-                last = responses[-1]
-                headers = await deadline.run(last.all_headers(), "navigation")
-                mime = mime_type(headers.get("content-type"))
-                raise UnsupportedContent(
-                    f"{last.url} is {mime or 'a download'}, which this service does not convert to text "
-                    "(HTML, JSON and plain text are supported).",
-                    status_code=last.status,
-                ) from None
+                raise await _not_shown(responses[-1], deadline) from None
             raise _navigation_error(exc, url) from None
 
     async def _body(self, response: Response, deadline: Deadline) -> bytes:
@@ -577,11 +595,37 @@ _NET_ERRORS: dict[str, type[FetchError]] = {
     "ERR_INVALID_RESPONSE": ConnectError,
     "ERR_CONTENT_LENGTH_MISMATCH": ConnectError,
     "ERR_INCOMPLETE_CHUNKED_ENCODING": ConnectError,
+    "ERR_INVALID_CHUNKED_ENCODING": ConnectError,
     "ERR_CONTENT_DECODING_FAILED": ConnectError,
+    # A response that breaks HTTP (the HTTP engine's RemoteProtocolError, also a connection_error).
+    "ERR_INVALID_HTTP_RESPONSE": ConnectError,
+    "ERR_RESPONSE_HEADERS_TOO_BIG": ConnectError,
+    "ERR_RESPONSE_HEADERS_MULTIPLE_CONTENT_LENGTH": ConnectError,
+    "ERR_RESPONSE_HEADERS_MULTIPLE_CONTENT_DISPOSITION": ConnectError,
+    "ERR_RESPONSE_HEADERS_MULTIPLE_LOCATION": ConnectError,
     "ERR_TIMED_OUT": FetchTimeout,
     "ERR_CONNECTION_TIMED_OUT": FetchTimeout,
     "ERR_TOO_MANY_REDIRECTS": HTTPStatusError,
 }
+
+
+async def _not_shown(response: Response, deadline: Deadline) -> FetchError:
+    """Why Chromium did not display the document ``response`` brought."""
+    if response.status in (204, 205):  # no content: Chromium stays where it was, as the HTTP spec says
+        return EmptyContent(f"{response.url} answered HTTP {response.status}: no content.", status_code=response.status)
+    headers = await deadline.run(response.all_headers(), "navigation")
+    mime = mime_type(headers.get("content-type"))
+    if "attachment" in headers.get("content-disposition", "").lower():
+        return UnsupportedContent(
+            f"{response.url} is sent as a download (Content-Disposition: attachment, {mime or 'no type'}), "
+            "which the browser saves rather than shows. render='http' reads it when it is HTML, JSON or text.",
+            status_code=response.status,
+        )
+    return UnsupportedContent(
+        f"{response.url} is {mime or 'a download'}, which this service does not convert to text "
+        "(HTML, JSON and plain text are supported).",
+        status_code=response.status,
+    )
 
 
 def _is_redirect(response: Response) -> bool:
@@ -591,7 +635,23 @@ def _is_redirect(response: Response) -> bool:
 
 
 def _navigation_error(exc: PlaywrightError, url: str) -> FetchError:
-    message = exc.message or ""
+    return _failure(exc.message or "", url, _first_line(exc))
+
+
+def _failure(message: str, url: str, first_line: str) -> FetchError:
+    """The typed error for a navigation that failed with Chromium's ``message`` (``net::ERR_…``)."""
+    if "ERR_INVALID_AUTH_CREDENTIALS" in message:  # a 401 asking for HTTP auth; Playwright cancels it
+        return LoginRequired(
+            f"{url} requires signing in: it answered HTTP 401 asking for HTTP authentication "
+            "(WWW-Authenticate). Send an Authorization header if you have credentials; retrying without will not help.",
+            status_code=401,
+        )
+    if "ERR_UNEXPECTED_PROXY_AUTH" in message:  # a 407 from the origin itself, not from a proxy
+        return HTTPStatusError(
+            f"{url} answered HTTP 407 (proxy authentication required) though no proxy was asked; "
+            "retrying will not help.",
+            status_code=407,
+        )
     if "ERR_INVALID_REDIRECT" in message:  # a Location that is no URL (http://[bad/): as the HTTP engine says
         return HTTPStatusError(
             f"{url} redirected to a Location that is not a valid URL (net::ERR_INVALID_REDIRECT in the "
@@ -602,15 +662,15 @@ def _navigation_error(exc: PlaywrightError, url: str) -> FetchError:
             phase: Phase | None = "navigation" if cls is FetchTimeout else None
             return cls(f"Loading {url} in the browser failed: net::{code}.", phase=phase)
     if "ERR_CERT" in message or "ERR_SSL" in message:
-        return TLSError(f"TLS with {url} failed in the browser ({_first_line(exc)}); retrying will not help.")
+        return TLSError(f"TLS with {url} failed in the browser ({first_line}); retrying will not help.")
     if "closed" in message.lower():
-        return _crashed(exc)
-    return BrowserError(f"Loading {url} in the browser failed: {_first_line(exc)}.", retryable=True)
+        return _crashed(first_line)
+    return BrowserError(f"Loading {url} in the browser failed: {first_line}.", retryable=True)
 
 
-def _crashed(exc: PlaywrightError) -> BrowserError:
+def _crashed(first_line: str) -> BrowserError:
     return BrowserError(
-        f"The browser crashed or was closed during the request ({_first_line(exc)}); it is being "
+        f"The browser crashed or was closed during the request ({first_line}); it is being "
         "relaunched. Retry the request.",
         retryable=True,
         retry_after_s=1,

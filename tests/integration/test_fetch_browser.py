@@ -241,6 +241,38 @@ async def test_browser_redirects_and_slow_origin(fetcher: Fetcher, site: Fixture
     assert slow.duration_ms is not None and slow.duration_ms <= 1500
 
 
+@pytest.mark.parametrize(
+    ("how", "kind", "status", "http_kind"),
+    [
+        # The body breaks after the document committed: Chromium never fires load (goto waited out
+        # the deadline); now the failure ends the navigation at once.
+        ("gzip", "connection_error", None, "connection_error"),
+        ("short", "connection_error", None, "connection_error"),
+        ("chunk", "connection_error", None, "connection_error"),
+        ("two-lengths", "connection_error", None, "connection_error"),
+        # These were browser_error, retried three times; one named a 204 "text/html".
+        ("no-content", "empty_content", 204, "empty_content"),
+        ("basic-auth", "login_required", 401, "login_required"),
+        ("proxy-auth", "http_error", 407, "http_error"),
+        ("attachment", "unsupported_content", 200, None),  # the browser saves it; HTTP reads it
+    ],
+)
+async def test_broken_responses_are_typed_as_the_http_engine_types_them(
+    fetcher: Fetcher, site: FixtureServer, how: str, kind: str, status: int | None, http_kind: str | None
+) -> None:
+    browser = await fetch(fetcher, site.url(f"/broken?how={how}"), render="browser", timeout_ms=8000)
+    assert error_kind(browser) == kind and browser.error is not None
+    assert browser.error.status_code == status and browser.error.phase is None  # not a timeout
+    http = await fetch(fetcher, site.url(f"/broken?how={how}"), render="http", timeout_ms=8000)
+    assert error_kind(http) == http_kind
+
+
+async def test_an_attachment_is_named_as_one(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/broken?how=attachment"), render="browser")
+    assert response.error is not None
+    assert "sent as a download (Content-Disposition: attachment" in response.error.message
+
+
 async def test_a_redirect_to_no_url_is_not_retried(fetcher: Fetcher, site: FixtureServer) -> None:
     response = await fetch(fetcher, site.url("/redirect-to?to=http://%5Bbad/"), render="browser")
     assert response.error is not None and not response.error.retryable and len(response.attempts) == 1
