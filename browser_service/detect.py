@@ -61,7 +61,7 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from browser_service.engines.base import RawPage
+from browser_service.engines.base import RawPage, binary_signature
 from browser_service.errors import (
     Blocked,
     Captcha,
@@ -1231,9 +1231,12 @@ def _http_error(verdict: Verdict, page: RawPage) -> FetchError:
 
 
 def _unsupported(verdict: Verdict, page: RawPage) -> FetchError:
+    what = page.content_type or "binary data"
+    if page.content_type and (signature := binary_signature(page.body or b"")):
+        what = f"labelled {page.content_type} but {signature} by its bytes"
     return UnsupportedContent(
-        f"{page.final_url} is {page.content_type or 'binary data'}, which this service does not "
-        "convert to text (HTML, JSON and plain text are supported).",
+        f"{page.final_url} is {what}, which this service does not convert to text (HTML, JSON and plain "
+        "text are supported).",
         status_code=page.status_code,
     )
 

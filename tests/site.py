@@ -292,7 +292,8 @@ def _huge_chunked(h: Handler) -> None:
 def _broken(h: Handler) -> None:
     """A response that breaks HTTP or asks for what no fetch has, by ``how`` (tests of both engines'
     typed errors): a body labelled gzip that is not, a body shorter than its Content-Length, a bad
-    chunk, two Content-Lengths, a 204, an attachment, an HTTP-auth 401, an origin's 407."""
+    chunk, two Content-Lengths, a 204, an attachment, an HTTP-auth 401, an origin's 407, an image
+    labelled text/html."""
     article = (PAGES / "article.html").read_bytes()
     how = h.query.get("how", "")
     h.close_connection = True
@@ -319,6 +320,8 @@ def _broken(h: Handler) -> None:
         h.send(401, "<p>Authorization required.</p>", headers={"WWW-Authenticate": 'Basic realm="archive"'})
     elif how == "proxy-auth":
         h.send(407, "<p>Proxy authorization required.</p>", headers={"Proxy-Authenticate": 'Basic realm="x"'})
+    elif how == "png-as-html":  # a misconfigured server: an image labelled a page
+        h.send(200, PNG, "text/html")
 
 
 def _gzip_page(h: Handler) -> None:

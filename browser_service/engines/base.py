@@ -61,11 +61,33 @@ def header_charset(content_type_header: str | None) -> str | None:
     return None
 
 
+#: How a file that is not text begins: what an origin labelling it text/html sends (a misconfigured
+#: server, an image behind a .html route). Read as text it is garbage an agent would take for content.
+_SIGNATURES = {
+    b"%PDF-": "a PDF",
+    b"\x89PNG\r\n\x1a\n": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF87a": "a GIF image",
+    b"GIF89a": "a GIF image",
+    b"PK\x03\x04": "a ZIP archive",
+    b"\x1f\x8b\x08": "gzip data",
+}
+
+
+def binary_signature(body: bytes) -> str | None:
+    """What ``body`` is by its first bytes ("a PNG image"), when they are a binary format's."""
+    return next((name for magic, name in _SIGNATURES.items() if body.startswith(magic)), None)
+
+
 def content_kind(mime: str, body: bytes) -> ContentKind:
-    """html, text or binary — by the declared type, or by sniffing when the origin sent none."""
+    """html, text or binary — by the declared type (unless the bytes are a binary format's), or by
+    sniffing when the origin sent none."""
+    textual = mime in _HTML_TYPES or mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
+    if textual and binary_signature(body):
+        return "binary"
     if mime in _HTML_TYPES:
         return "html"
-    if mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml")):
+    if textual:
         return "text"
     if mime in ("", "application/octet-stream", "binary/octet-stream"):
         return _sniff(body)

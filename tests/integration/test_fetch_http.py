@@ -76,6 +76,13 @@ async def test_a_refresh_to_another_page_is_followed_like_a_redirect(
     assert response.quality is not None and "redirects=1" in response.quality.signals
 
 
+@pytest.mark.parametrize("render", ["http", "auto"])
+async def test_an_image_labelled_html_is_not_read_as_text(fetcher: Fetcher, site: FixtureServer, render: str) -> None:
+    response = await fetch(fetcher, site.url("/broken?how=png-as-html"), render=render)
+    assert error_kind(response) == "unsupported_content" and response.markdown is None
+    assert "is labelled text/html but a PNG image by its bytes" in response.error.message  # type: ignore[union-attr]
+
+
 async def test_a_redirect_to_no_url_is_a_typed_error(fetcher: Fetcher, site: FixtureServer) -> None:
     # urljoin raises on "http://[bad/": that was an internal_error.
     response = await fetch(fetcher, site.url("/redirect-to?to=http://%5Bbad/"), render="http")

@@ -126,6 +126,12 @@ def test_rate_limit_wait_falls_back_to_reset_headers() -> None:
         ("", b"<!DOCTYPE html><html>", "html"),
         ("", b"%PDF-1.7 ...", "binary"),
         ("application/octet-stream", b"just some text", "text"),
+        # Labelled text, but a binary format's bytes: garbage if read as text.
+        ("text/html", b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
+        ("text/plain", b"%PDF-1.7\n", "binary"),
+        ("application/json", b"\x1f\x8b\x08\x00", "binary"),
+        ("text/html", b"%PDF is how a PDF starts", "html"),  # not the signature (no dash)
+        ("text/html", b"\xff\xfe<\x00h\x00", "html"),  # UTF-16 with a BOM is text
     ],
 )
 def test_content_kind(mime: str, body: bytes, kind: str) -> None:
