@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Bump whenever the output for the same input can change (content choice, rendering, metadata rules):
 # the service stores it with cached results so stale extractions can be recognised.
-EXTRACTOR_VERSION = "2026.11.5"
+EXTRACTOR_VERSION = "2026.11.6"
 
 FieldValue = str | int | float | bool | None | list[str | int | float | bool | None]
 

@@ -13,8 +13,7 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from .clean import drop_all
-from .dom import SHADOW_ROOTS_OPENED, tag_of, text_lengths
-from .render import BLOCK_TAGS
+from .dom import BLOCK_TAGS, SHADOW_ROOTS_OPENED, tag_of, text_lengths
 
 _CONTAINER_TAGS = frozenset(
     [

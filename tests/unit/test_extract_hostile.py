@@ -36,9 +36,29 @@ def test_megabytes_of_text() -> None:
     assert text.startswith("word word") and len(text) == len("word " * 1_000_000) - 1
 
 
-def test_nesting_beyond_the_parser_cap_is_an_empty_result_not_a_crash() -> None:
-    # libxml2 stops at 256 levels (on purpose: every walk stays far from the recursion limit), so text
-    # deeper than that is not read; the fetch answers empty_content for such a page.
+@pytest.mark.parametrize("depth", [255, 300, 1000, 2000])
+def test_content_inside_deep_wrappers_is_read_with_its_structure(depth: int) -> None:
+    # libxml2 without huge_tree stopped parsing at 256 levels: the article, and all after it, was lost.
+    article = "<article><h1>Deep</h1><p>The paragraph of a deeply wrapped article.</p><ul><li>one</li></ul></article>"
+    html = "<html><body>" + "<div><span>" * (depth // 2) + article + "</span></div>" * (depth // 2)
+    html += "<footer><p>After the wrappers.</p></footer></body></html>"
+    assert extract(html, "https://example.com/", want=ALL).markdown.startswith(
+        "# Deep\n\nThe paragraph of a deeply wrapped article.\n\n- one"
+    )
+    assert "After the wrappers." in extract(html, "https://example.com/", main_content=False, want=ALL).text
+
+
+def test_content_that_itself_nests_deep_keeps_its_text() -> None:
+    # Quotes in quotes 1500 deep: no wrapper to drop, so everything below MAX_DEPTH is unwrapped, text kept.
+    html = "<html><body><main>" + "".join(f"<blockquote>Level {i} says so. " for i in range(1500))
+    html += "</blockquote>" * 1500 + "<p>The closing paragraph.</p></main></body></html>"
+    text = run(html)
+    assert all(f"Level {i} says so." in text for i in (0, 249, 250, 1499)) and "The closing paragraph." in text
+
+
+def test_nesting_beyond_the_parsers_hard_cap_is_cut_not_a_crash() -> None:
+    # Even with huge_tree libxml2 stops at 2048 levels, so text deeper than that is not read (as a
+    # browser would not show it either: Chromium flattens past 512).
     html = "<html><body><p>Shallow text.</p>" + "<div>" * 20_000 + "<p>deep</p>" + "</div>" * 20_000
     assert run(html) == "Shallow text."
 
