@@ -293,7 +293,7 @@ def _broken(h: Handler) -> None:
     """A response that breaks HTTP or asks for what no fetch has, by ``how`` (tests of both engines'
     typed errors): a body labelled gzip that is not, a body shorter than its Content-Length, a bad
     chunk, two Content-Lengths, a 204, an attachment, an HTTP-auth 401, an origin's 407, an image
-    labelled text/html."""
+    labelled text/html, XHTML that does not parse."""
     article = (PAGES / "article.html").read_bytes()
     how = h.query.get("how", "")
     h.close_connection = True
@@ -322,6 +322,10 @@ def _broken(h: Handler) -> None:
         h.send(407, "<p>Proxy authorization required.</p>", headers={"Proxy-Authenticate": 'Basic realm="x"'})
     elif how == "png-as-html":  # a misconfigured server: an image labelled a page
         h.send(200, PNG, "text/html")
+    elif how == "bad-xhtml":  # XHTML that does not parse: Chromium renders up to the error, under its report
+        text = "Tidal streams run fastest between the quarter tides, as every pilot learns early."
+        page = f"<html xmlns='http://www.w3.org/1999/xhtml'><body><p>{text}</p><p>unclosed"
+        h.send(200, page, "application/xhtml+xml")
 
 
 def _gzip_page(h: Handler) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -437,6 +438,11 @@ class BrowserEngine:
         if snapshot is None:
             snapshot = cast(Snapshot, await deadline.run(page.evaluate(READ), "render", "reading the page"))
         html, title = str(snapshot.get("html") or ""), snapshot.get("title")
+        html, xml_error = _without_xml_error(html)
+        if xml_error is not None:
+            warnings.append(
+                f"the page is malformed XHTML ({xml_error}): Chromium showed it only up to the first error"
+            )
         if len(html) > self._max_bytes:
             raise TooLarge(
                 f"The rendered page is larger than the limit of {self._max_bytes:,} bytes (BROWSER_SERVICE_MAX_BYTES)."
@@ -626,6 +632,24 @@ async def _not_shown(response: Response, deadline: Deadline) -> FetchError:
         "(HTML, JSON and plain text are supported).",
         status_code=response.status,
     )
+
+
+#: The report Chromium puts at the top of an XHTML (or XML) document that does not parse, above the
+#: part it could render: its own words, which would otherwise be read as the page's first lines.
+_XML_ERROR = re.compile(r"<parsererror\b[^>]*>(.*?)</parsererror>", re.S)
+_XML_ERROR_DETAIL = re.compile(r"<div[^>]*>(.*?)</div>", re.S)
+
+
+def _without_xml_error(html: str) -> tuple[str, str | None]:
+    """``html`` without Chromium's XML error report, and the error it names (None: there was none)."""
+    if "<parsererror" not in html:
+        return html, None
+    match = _XML_ERROR.search(html)
+    if match is None:
+        return html, None
+    detail = _XML_ERROR_DETAIL.search(match[1])
+    error = " ".join((detail[1] if detail else "does not parse").split())
+    return html[: match.start()] + html[match.end() :], error
 
 
 def _is_redirect(response: Response) -> bool:

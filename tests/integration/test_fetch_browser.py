@@ -267,6 +267,13 @@ async def test_broken_responses_are_typed_as_the_http_engine_types_them(
     assert error_kind(http) == http_kind
 
 
+async def test_malformed_xhtml_is_read_without_chromiums_error_report(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/broken?how=bad-xhtml"), render="browser", formats=["text"])
+    assert response.ok and (response.text or "").startswith("Tidal streams run fastest")
+    assert "following errors" not in (response.text or "")
+    assert any(w.startswith("the page is malformed XHTML (error on line 1") for w in response.warnings)
+
+
 async def test_an_attachment_is_named_as_one(fetcher: Fetcher, site: FixtureServer) -> None:
     response = await fetch(fetcher, site.url("/broken?how=attachment"), render="browser")
     assert response.error is not None
