@@ -322,6 +322,8 @@ def _broken(h: Handler) -> None:
         h.send(407, "<p>Proxy authorization required.</p>", headers={"Proxy-Authenticate": 'Basic realm="x"'})
     elif how == "png-as-html":  # a misconfigured server: an image labelled a page
         h.send(200, PNG, "text/html")
+    elif how == "pdf-as-text":
+        h.send(200, PDF, "text/plain")
     elif how == "bad-xhtml":  # XHTML that does not parse: Chromium renders up to the error, under its report
         text = "Tidal streams run fastest between the quarter tides, as every pilot learns early."
         page = f"<html xmlns='http://www.w3.org/1999/xhtml'><body><p>{text}</p><p>unclosed"

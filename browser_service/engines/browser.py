@@ -31,7 +31,7 @@ from browser_service.contract import Action, Phase, WaitUntil
 from browser_service.deadline import Deadline
 from browser_service.egress import PROXY_ERRORS
 from browser_service.encoding import decode
-from browser_service.engines.base import RawPage, content_kind, header_charset, mime_type
+from browser_service.engines.base import RawPage, binary_signature, content_kind, header_charset, mime_type
 from browser_service.engines.events import page_events
 from browser_service.engines.screenshot import capture
 from browser_service.engines.settle import READ, SNAPSHOT, PendingLoads
@@ -400,6 +400,7 @@ class BrowserEngine:
         if kind != "html":
             # JSON, text or binary: no DOM to render; take the bytes as the origin sent them.
             body = await self._body(response, deadline) if response and kind == "text" else b""
+            kind = content_kind(mime, body)  # the bytes may be a binary format's, whatever the label
             raw = RawPage(
                 url=url,
                 final_url=page.url,
@@ -438,6 +439,19 @@ class BrowserEngine:
         if snapshot is None:
             snapshot = cast(Snapshot, await deadline.run(page.evaluate(READ), "render", "reading the page"))
         html, title = str(snapshot.get("html") or ""), snapshot.get("title")
+        if response is not None and _garbled(html) and binary_signature(body := await self._body(response, deadline)):
+            # An image or a PDF labelled text/html, which Chromium shows as text: garbage, not content.
+            return RawPage(
+                url=url,
+                final_url=page.url,
+                status_code=status,
+                headers=raw_headers,
+                content_type=mime,
+                kind="binary",
+                body=body,
+                text=None,
+                engine="browser",
+            )
         html, xml_error = _without_xml_error(html)
         if xml_error is not None:
             warnings.append(
@@ -638,6 +652,14 @@ async def _not_shown(response: Response, deadline: Deadline) -> FetchError:
 #: part it could render: its own words, which would otherwise be read as the page's first lines.
 _XML_ERROR = re.compile(r"<parsererror\b[^>]*>(.*?)</parsererror>", re.S)
 _XML_ERROR_DETAIL = re.compile(r"<div[^>]*>(.*?)</div>", re.S)
+
+
+def _garbled(html: str) -> bool:
+    """Whether the page's text starts with control characters, as a binary file read as text does
+    (then, and only then, its bytes are worth a look)."""
+    start = html.find("<body")
+    head = html[start : start + 400] if start >= 0 else html[:400]
+    return sum(1 for c in head if (ord(c) < 32 and c not in "\t\n\r\f") or c == "\ufffd") >= 2
 
 
 def _without_xml_error(html: str) -> tuple[str, str | None]:
