@@ -293,7 +293,7 @@ def _broken(h: Handler) -> None:
     """A response that breaks HTTP or asks for what no fetch has, by ``how`` (tests of both engines'
     typed errors): a body labelled gzip that is not, a body shorter than its Content-Length, a bad
     chunk, two Content-Lengths, a 204, an attachment, an HTTP-auth 401, an origin's 407, an image
-    labelled text/html, XHTML that does not parse."""
+    labelled text/html, XHTML that does not parse, a page reloading itself in a loop."""
     article = (PAGES / "article.html").read_bytes()
     how = h.query.get("how", "")
     h.close_connection = True
@@ -322,6 +322,8 @@ def _broken(h: Handler) -> None:
         h.send(407, "<p>Proxy authorization required.</p>", headers={"Proxy-Authenticate": 'Basic realm="x"'})
     elif how == "png-as-html":  # a misconfigured server: an image labelled a page
         h.send(200, PNG, "text/html")
+    elif how == "reload-loop":  # the article, reloading itself as soon as it loaded
+        h.send(200, article.replace(b"</body>", b"<script>setTimeout(() => location.reload(), 10)</script></body>"))
     elif how == "pdf-as-text":
         h.send(200, PDF, "text/plain")
     elif how == "bad-xhtml":  # XHTML that does not parse: Chromium renders up to the error, under its report

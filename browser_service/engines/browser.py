@@ -364,8 +364,11 @@ class BrowserEngine:
                     raise
             await deadline.run(page.wait_for_load_state("load", timeout=0), "navigation", "after the page navigated")
             response = main_responses[-1] if main_responses else response
-        raise BrowserError(
-            f"{page.url} kept navigating ({MAX_SELF_NAVIGATIONS} times) while being read; it may be a redirect loop."
+        # The page's doing (a refresh or script reloading it at once, a loop of them), like the HTTP
+        # engine's redirect loop: the same again would do the same, so it is not retried.
+        raise HTTPStatusError(
+            f"{page.url} kept navigating ({MAX_SELF_NAVIGATIONS} times) while being read: it reloads or "
+            "redirects itself in a loop. Retrying will not help; render='http' reads the page as sent."
         )
 
     async def _outlast_challenge(self, page: Page, deadline: Deadline, navigated: asyncio.Event) -> bool:

@@ -274,6 +274,15 @@ async def test_malformed_xhtml_is_read_without_chromiums_error_report(fetcher: F
     assert any(w.startswith("the page is malformed XHTML (error on line 1") for w in response.warnings)
 
 
+async def test_a_page_reloading_itself_in_a_loop_is_not_retried(fetcher: Fetcher, site: FixtureServer) -> None:
+    # It was a browser_error, tried three times over; the HTTP engine reads the page as sent.
+    looping = await fetch(fetcher, site.url("/broken?how=reload-loop"), render="browser")
+    assert error_kind(looping) == "http_error" and looping.error is not None and not looping.error.retryable
+    assert len(looping.attempts) == 1 and "reloads or redirects itself in a loop" in looping.error.message
+    sent = await fetch(fetcher, site.url("/broken?how=reload-loop"), render="http")
+    assert sent.ok and (sent.markdown or "").startswith("# How Lighthouses Work")
+
+
 async def test_an_attachment_is_named_as_one(fetcher: Fetcher, site: FixtureServer) -> None:
     response = await fetch(fetcher, site.url("/broken?how=attachment"), render="browser")
     assert response.error is not None
