@@ -30,6 +30,8 @@ _PARSER = lxml.html.HTMLParser(
 #: nested deeper than 512: every recursive walk in this package and in trafilatura then stays as far
 #: from Python's recursion limit as libxml2's old cap of 256 kept it.
 MAX_DEPTH = 250
+#: Levels kept for the content's own nesting (lists in lists, a table's cells) when the wrappers
+#: above it are unwrapped.
 ROOM = 20
 _DEEPER = etree.XPath("/*" * (MAX_DEPTH + 1))  # the elements one level below MAX_DEPTH (the root is 1)
 #: What deep nesting is made of: wrappers around wrappers, whose tags say nothing about the content.
