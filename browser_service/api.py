@@ -115,14 +115,20 @@ def answer(response: FetchResponse) -> JSONResponse:
 
 
 def _invalid(url: str, message: str) -> JSONResponse:
+    # Both may echo what the caller sent, which JSON lets hold a lone surrogate ("\ud800") that no
+    # UTF-8 answer can carry: encoding it raised, and the caller got a bare 500.
     return answer(
         FetchResponse(
             ok=False,
-            url=url,
+            url=_encodable(url),
             trace_id=uuid.uuid4().hex,
-            error=ErrorInfo(kind=ErrorKind.INVALID_REQUEST, message=message, retryable=False),
+            error=ErrorInfo(kind=ErrorKind.INVALID_REQUEST, message=_encodable(message), retryable=False),
         )
     )
+
+
+def _encodable(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 async def _session_answer(work: Awaitable[SessionInfo | SessionDeleted]) -> JSONResponse:

@@ -80,6 +80,17 @@ async def test_malformed_json_body(client: httpx.AsyncClient) -> None:
     assert FetchResponse.model_validate(response.json()).error.kind == "invalid_request"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("path", ["/v1/fetch", "/v1/extract", "/v1/batch"])
+async def test_a_lone_surrogate_in_the_body_is_a_typed_422(client: httpx.AsyncClient, path: str) -> None:
+    # JSON may escape one ("\ud800"); no UTF-8 answer can carry it, and echoing the URL back raised: a bare 500.
+    body = b'{"url": "https://example.com/\\ud800", "html": "<p>x</p>", "requests": []}'
+    response = await client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    answer = FetchResponse.model_validate(response.json())
+    assert answer.error is not None and answer.error.kind == "invalid_request"
+    assert answer.url in ("https://example.com/?", "")
+
+
 @pytest.mark.parametrize(
     ("path", "status", "kind"),
     [("/no-such-page", 502, "not_found"), ("/error", 502, "http_error"), ("/doc.pdf", 502, "unsupported_content")],
