@@ -19,7 +19,14 @@ from pydantic import ValidationError
 
 from browser_service import cli_replay
 from browser_service.contract import ErrorKind, ExtractRequest, FetchRequest, FetchResponse, Format, Render
-from browser_service.errors import ERROR_CLASSES, InvalidRequest, RequestError, ServiceError, UpstreamError
+from browser_service.errors import (
+    ERROR_CLASSES,
+    InvalidRequest,
+    RequestError,
+    ServiceError,
+    UnsupportedContent,
+    UpstreamError,
+)
 from browser_service.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="browser-service: web content for AI agents.")
@@ -64,6 +71,17 @@ def _emit(response: FetchResponse, as_json: bool) -> None:
         typer.echo(f"warning: {warning}", err=True)
     if response.error is not None:
         typer.echo(f"error: {response.error.kind.value}: {response.error.message}", err=True)
+
+
+def _binary(data: bytes) -> str | None:
+    """What a file is when it is not text (an image, a PDF, random bytes), else None. A NUL byte
+    is binary unless a UTF-16/32 byte order mark says the text has them."""
+    from browser_service.engines.base import binary_signature
+
+    if (signature := binary_signature(data)) is not None:
+        return signature
+    utf16_or_32 = data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff"))
+    return "binary data" if b"\x00" in data[:4096] and not utf16_or_32 else None
 
 
 def _invalid(url: str, exc: ValidationError) -> FetchResponse:
@@ -217,7 +235,20 @@ def extract(
     from browser_service.answer import extract_response
     from browser_service.encoding import decode
 
-    data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:  # no such file, a directory, no permission: say so, no traceback
+        typer.echo(f"error: cannot read {file}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    if (what := _binary(data)) is not None:
+        response = FetchResponse(
+            ok=False,
+            url=url,
+            trace_id="-",
+            error=UnsupportedContent(f"{file} is {what}, not HTML; extract reads HTML files.").info(),
+        )
+        _emit(response, as_json)
+        raise typer.Exit(exit_code(response))
     html, _, _ = decode(data, None, html=True)
     raw = {
         "html": html,

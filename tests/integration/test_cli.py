@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.site import FixtureServer
+from tests.site import PNG, FixtureServer
 
 CLI = shutil.which("browser-service") or ""
 ENV = {**os.environ, "BROWSER_SERVICE_ALLOW": "127.0.0.0/8"}
@@ -63,6 +63,27 @@ def test_extract_from_stdin() -> None:
     result = run("extract", "-", "--format", "text", stdin=html)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Notes\n\nA calm sea today.") and "Menu" not in result.stdout
+
+
+def test_extract_says_what_it_cannot_read(tmp_path: Path) -> None:
+    # Both were a Python traceback.
+    missing = run("extract", str(tmp_path / "missing.html"))
+    assert missing.returncode == 2
+    assert missing.stderr == f"error: cannot read {tmp_path / 'missing.html'}: No such file or directory\n"
+    directory = run("extract", str(tmp_path))
+    assert directory.returncode == 2 and directory.stderr == f"error: cannot read {tmp_path}: Is a directory\n"
+
+
+def test_extract_refuses_a_binary_file(tmp_path: Path) -> None:
+    # It printed the bytes decoded as text, as the page's content.
+    image = tmp_path / "photo.html"
+    image.write_bytes(PNG)
+    result = run("extract", str(image))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"error: unsupported_content: {image} is a PNG image, not HTML")
+    utf16 = tmp_path / "utf16.html"
+    utf16.write_bytes("<p>Text in UTF-16, NUL bytes and all.</p>".encode("utf-16"))  # with its BOM: text
+    assert run("extract", str(utf16), "--format", "text").stdout.startswith("Text in UTF-16, NUL bytes and all.")
 
 
 def test_serve_refuses_public_bind_without_keys() -> None:
