@@ -52,7 +52,7 @@ def replay(
 ) -> None:
     """Replay recordings offline and compare with their snapshots; exit 1 on any difference."""
     from browser_service import recorder
-    from browser_service.recording import list_recordings
+    from browser_service.recording import RecordingError, list_recordings
 
     settings = Settings()
     try:
@@ -66,7 +66,12 @@ def replay(
     limit = settings.drift_threshold if threshold is None else threshold
     changed = 0
     for recording in recordings:
-        comparison = asyncio.run(recorder.check(recording, threshold=limit, update=update, settings=settings))
+        try:
+            comparison = asyncio.run(recorder.check(recording, threshold=limit, update=update, settings=settings))
+        except RecordingError as exc:  # this one cannot run; the others still do
+            typer.echo(f"ERROR {recording.name}: {exc}")
+            changed += 1
+            continue
         typer.echo(comparison.report())
         changed += comparison.changed
     typer.echo(f"{len(recordings) - changed} passed, {changed} {'updated' if update else 'failed'}")

@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from browser_service.contract import FetchRequest, FetchResponse
 
@@ -45,6 +45,10 @@ MEDIA_TYPES = ("image", "media", "font")
 VOLATILE: dict[str, Any] = {"trace_id": "-", "fetched_at": None, "duration_ms": None}
 #: Timings inside messages ("the page was still changing after 5012 ms"): measured, not content.
 _TIMING = re.compile(r"(?<=after )\d+ ms\b")
+
+
+class RecordingError(Exception):
+    """A recording that cannot be replayed as it is on disk: a file missing, broken or of the wrong shape."""
 
 
 class Metadata(BaseModel):
@@ -77,18 +81,40 @@ class Recording:
         return (self.path / RECORDING_FILE).is_file()
 
     def metadata(self) -> Metadata:
-        return Metadata.model_validate_json((self.path / RECORDING_FILE).read_text(encoding="utf-8"))
+        data = self._json(RECORDING_FILE)
+        try:
+            metadata = Metadata.model_validate(data)
+            metadata.fetch_requests()
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+            raise RecordingError(f"{self.path / RECORDING_FILE} is not a recording's metadata ({problems}).") from None
+        return metadata
 
     def snapshot(self) -> list[dict[str, Any]]:
-        data = json.loads((self.path / SNAPSHOT_FILE).read_text(encoding="utf-8"))
-        return list(data)
+        data = self._json(SNAPSHOT_FILE)
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise RecordingError(f"{self.path / SNAPSHOT_FILE} is not a snapshot: a JSON list of answers (objects).")
+        return data
 
     def har(self, which: str) -> list[dict[str, Any]]:
         """The HAR entries of ``browser.har`` or ``http.har`` (none if the engine was not used)."""
-        path = self.path / which
-        if not path.is_file():
+        if not (self.path / which).is_file():
             return []
-        return list(json.loads(path.read_text(encoding="utf-8"))["log"]["entries"])
+        data = self._json(which)
+        entries = data.get("log", {}).get("entries") if isinstance(data, dict) else None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise RecordingError(f"{self.path / which} is not a HAR file: no log.entries list.")
+        return entries
+
+    def _json(self, name: str) -> Any:
+        """One of the recording's JSON files; a missing or broken one is a :class:`RecordingError`."""
+        path = self.path / name
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RecordingError(f"{path} is missing.") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise RecordingError(f"{path} cannot be read: {exc}.") from None
 
     def body(self, content: dict[str, Any]) -> bytes:
         """A HAR entry's response body, from its file (or inline text)."""

@@ -5,6 +5,7 @@ failing comparison with a readable report; the CLI does the same."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,25 @@ def test_the_cli_records_and_replays(tmp_path: Path, site: FixtureServer, monkey
     assert dict(site.hits) == hits
     unknown = runner.invoke(app, ["replay", "nope", "--into", into])
     assert unknown.exit_code == 2 and "no recording named nope" in unknown.output
+
+
+def test_a_broken_recording_is_reported_and_the_others_still_run(tmp_path: Path) -> None:
+    # A corrupt file was a traceback that stopped the whole run (and a snapshot of the wrong shape an
+    # AttributeError inside the comparison).
+    article = Path(__file__).parents[2] / "fixtures" / "recordings" / "article"
+    for name in ("article", "bad-metadata", "bad-snapshot", "bad-har"):
+        shutil.copytree(article, tmp_path / name)
+    (tmp_path / "bad-metadata" / "recording.json").write_text("{not json")
+    (tmp_path / "bad-snapshot" / "snapshot.json").write_text('{"title": "not a list"}')
+    (tmp_path / "bad-har" / "http.har").write_text('{"log": {}}')
+    result = CliRunner().invoke(app, ["replay", "--into", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "PASS article (1 request)",
+        f"ERROR bad-har: {tmp_path}/bad-har/http.har is not a HAR file: no log.entries list.",
+        f"ERROR bad-metadata: {tmp_path}/bad-metadata/recording.json cannot be read: Expecting property name "
+        "enclosed in double quotes: line 1 column 2 (char 1).",
+        f"ERROR bad-snapshot: {tmp_path}/bad-snapshot/snapshot.json is not a snapshot: a JSON list of answers "
+        "(objects).",
+        "1 passed, 3 failed",
+    ]
