@@ -21,18 +21,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import sqlite3
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import diskcache
+import diskcache.core
 from pydantic import BaseModel, Field
 
 from browser_service.contract import CacheHealth, Engine, FetchRequest
 from browser_service.guard import normalize_url
 from browser_service.shared import RedisLink, redact
 from extractors import Extraction
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CacheEntry(BaseModel):
@@ -84,6 +91,25 @@ class CacheStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+def open_disk(factory: Callable[[str], T], directory: Path) -> T:
+    """diskcache's ``factory`` (a Cache, an Index) on ``directory``. A database that is not one any
+    more (a crash or a full disk mid-write) is moved aside as ``cache.db.corrupt-<unix time>`` and a
+    fresh one started: the service then starts with that store empty, instead of not at all."""
+    try:
+        return factory(str(directory))
+    except sqlite3.DatabaseError as exc:
+        stamp = int(time.time())
+        for suffix in ("", "-wal", "-shm"):
+            db = directory / f"{diskcache.core.DBNAME}{suffix}"
+            if db.exists():
+                db.rename(db.with_name(f"{db.name}.corrupt-{stamp}"))
+        log.error(
+            "store database unreadable; moved aside, starting empty",
+            extra={"directory": str(directory), "error": repr(exc), "moved_to": f"*.corrupt-{stamp}"},
+        )
+        return factory(str(directory))
+
+
 class DiskCacheStore:
     """diskcache on local disk: bounded, least-recently-used entries evicted first.
 
@@ -96,8 +122,11 @@ class DiskCacheStore:
         self._directory = directory
         # cull_limit 2: diskcache evicts that many entries per write once over the limit (not "until
         # under it"), so a small number keeps eviction gradual instead of dropping ten pages at once.
-        self._cache = diskcache.Cache(
-            str(directory), size_limit=size_limit_bytes, eviction_policy="least-recently-used", cull_limit=2
+        self._cache = open_disk(
+            lambda path: diskcache.Cache(
+                path, size_limit=size_limit_bytes, eviction_policy="least-recently-used", cull_limit=2
+            ),
+            directory,
         )
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache")
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import diskcache
 from pydantic import BaseModel
 
-from browser_service.cache import CacheEntry
+from browser_service.cache import CacheEntry, open_disk
 from browser_service.contract import QuarantineItem
 from browser_service.guard import normalize_url
 
@@ -94,8 +94,8 @@ class QuarantineStore:
     def __init__(self, directory: Path, *, max_items: int = MAX_ITEMS) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         # diskcache.Index keeps insertion order: the oldest item is the first to drop.
-        self._items = diskcache.Index(str(directory / "items"))
-        self._accepted = diskcache.Index(str(directory / "accepted"))
+        self._items = open_disk(diskcache.Index, directory / "items")
+        self._accepted = open_disk(diskcache.Index, directory / "accepted")
         self._max_items = max_items
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quarantine")
         # Every fetch asks for its URL's accepted codes, and approvals are rare: a mirror in memory

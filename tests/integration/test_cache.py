@@ -149,3 +149,32 @@ async def test_health_reports_the_cache(service: Fetcher, site: FixtureServer) -
     await fetch(service, site.url("/article.html?health=1"))
     health = (await service.health()).cache
     assert health.backend == "disk" and health.entries == 1 and (health.size_bytes or 0) > 0
+
+
+async def test_a_corrupt_cache_database_is_moved_aside_not_a_service_that_will_not_start(
+    tmp_path: Path, site: FixtureServer
+) -> None:
+    # A crash or a full disk mid-write leaves SQLite files that are no database: opening them raised
+    # DatabaseError, and the service did not start. The cache and the quarantine's stores alike.
+    settings = make_settings(tmp_path)
+    async with Fetcher(settings) as fetcher:
+        await fetch(fetcher, site.url("/article.html?corrupt=1"))
+    databases = _corrupt_databases(Path(settings.cache_dir))
+    assert len(databases) == 3  # the page cache, the quarantine's items and its accepted findings
+    async with Fetcher(settings) as fetcher:
+        assert fetcher.cache.health().entries == 0
+        again = await fetch(fetcher, site.url("/article.html?corrupt=1"), max_age_s=600)
+        assert again.ok and again.source == "live"
+        assert (await fetch(fetcher, site.url("/article.html?corrupt=1"), max_age_s=600)).source == "cache"
+    assert all(_moved_aside(db) == [b"not a database " * 100] for db in databases)
+
+
+def _corrupt_databases(root: Path) -> list[Path]:
+    databases = sorted(root.rglob("cache.db"))
+    for db in databases:
+        db.write_bytes(b"not a database " * 100)
+    return databases
+
+
+def _moved_aside(db: Path) -> list[bytes]:
+    return [p.read_bytes() for p in db.parent.glob("cache.db.corrupt-*")]
