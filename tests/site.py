@@ -322,6 +322,13 @@ def _broken(h: Handler) -> None:
         h.send(407, "<p>Proxy authorization required.</p>", headers={"Proxy-Authenticate": 'Basic realm="x"'})
     elif how == "png-as-html":  # a misconfigured server: an image labelled a page
         h.send(200, PNG, "text/html")
+    elif how == "big-headers":  # 60 cookies of 2.5 kB: 150 kB of headers, over httpcore's default 100 kB
+        cookies = [("Set-Cookie", f"c{i}={'x' * 2500}; Path=/") for i in range(60)]
+        h.send_response(200)
+        for name, value in [("Content-Type", "text/html"), ("Content-Length", str(len(article))), *cookies]:
+            h.send_header(name, value)
+        h.end_headers()
+        h.wfile.write(article)
     elif how == "reload-loop":  # the article, reloading itself as soon as it loaded
         h.send(200, article.replace(b"</body>", b"<script>setTimeout(() => location.reload(), 10)</script></body>"))
     elif how == "pdf-as-text":

@@ -44,6 +44,11 @@ _ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 #: Bound for resolving a host the engine did not check itself (see PinnedBackend.connect_tcp).
 _RESOLVE_TIMEOUT_S = 30.0
 
+#: Response headers as large as Chromium takes (net::kMaxHeadersSize, 256 kB), not httpcore's 100 kB:
+#: a page whose cookies and policies add up to 150 kB loaded in the browser and was a
+#: connection_error over HTTP — and render=auto, answered by the HTTP engine, never got to the browser.
+httpcore.AsyncHTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE = 256 * 1024
+
 #: The addresses the guard checked for the hop being sent, by (host, port): connections go there.
 _PINNED: contextvars.ContextVar[Mapping[tuple[str, int], tuple[IPAddress, ...]] | None] = contextvars.ContextVar(
     "pinned_addresses", default=None

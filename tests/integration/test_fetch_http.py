@@ -90,6 +90,13 @@ async def test_a_binary_file_labelled_text_is_not_read_as_text(
     assert f"is {named} by its bytes" in response.error.message  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("render", ["http", "browser"])
+async def test_headers_as_large_as_chromium_takes_are_read(fetcher: Fetcher, site: FixtureServer, render: str) -> None:
+    # 150 kB of Set-Cookie headers: the HTTP engine stopped at httpcore's 100 kB (connection_error).
+    response = await fetch(fetcher, site.url("/broken?how=big-headers"), render=render, max_age_s=0)
+    assert response.ok and (response.markdown or "").startswith("# How Lighthouses Work")
+
+
 async def test_a_redirect_to_no_url_is_a_typed_error(fetcher: Fetcher, site: FixtureServer) -> None:
     # urljoin raises on "http://[bad/": that was an internal_error.
     response = await fetch(fetcher, site.url("/redirect-to?to=http://%5Bbad/"), render="http")
