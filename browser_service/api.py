@@ -48,6 +48,7 @@ from browser_service.contract import (
     SessionDeleted,
     SessionInfo,
 )
+from browser_service.encoding import utf8_safe
 from browser_service.errors import ERROR_CLASSES, FetchError, InvalidRequest
 from browser_service.fetcher import Fetcher
 from browser_service.mcp_server import StreamableHTTP
@@ -120,15 +121,11 @@ def _invalid(url: str, message: str) -> JSONResponse:
     return answer(
         FetchResponse(
             ok=False,
-            url=_encodable(url),
+            url=utf8_safe(url),
             trace_id=uuid.uuid4().hex,
-            error=ErrorInfo(kind=ErrorKind.INVALID_REQUEST, message=_encodable(message), retryable=False),
+            error=ErrorInfo(kind=ErrorKind.INVALID_REQUEST, message=utf8_safe(message), retryable=False),
         )
     )
-
-
-def _encodable(text: str) -> str:
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 async def _session_answer(work: Awaitable[SessionInfo | SessionDeleted]) -> JSONResponse:

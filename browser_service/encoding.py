@@ -91,3 +91,13 @@ def decode(body: bytes, declared: str | None, *, html: bool) -> tuple[str, str, 
         return body.decode(codec, errors="replace"), codec, warnings
     warnings.append("could not determine the encoding; decoded as windows-1252")
     return body.decode("cp1252", errors="replace"), "cp1252", warnings
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_safe(text: str) -> str:
+    """``text`` as UTF-8 can carry it: each lone surrogate (legal in a JSON escape and in a page's
+    JavaScript strings — a script cutting an emoji in half makes one) becomes U+FFFD. Answers with
+    one could not be encoded: a 500 from the API, no answer at all over MCP."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text

@@ -329,6 +329,10 @@ def _broken(h: Handler) -> None:
             h.send_header(name, value)
         h.end_headers()
         h.wfile.write(article)
+    elif how == "half-emoji":  # a script cuts an emoji in half: a lone surrogate in the text and the title
+        cut = r"document.querySelector('p').append(' cut \uD83D\uDE00'.slice(0, -1)); document.title += ' \uD83D';"
+        script = f"<script>{cut}</script>".encode()
+        h.send(200, article.replace(b"</body>", script + b"</body>"))
     elif how == "reload-loop":  # the article, reloading itself as soon as it loaded
         h.send(200, article.replace(b"</body>", b"<script>setTimeout(() => location.reload(), 10)</script></body>"))
     elif how == "pdf-as-text":

@@ -30,7 +30,7 @@ from browser_service.actions import run_actions
 from browser_service.contract import Action, Phase, WaitUntil
 from browser_service.deadline import Deadline
 from browser_service.egress import PROXY_ERRORS
-from browser_service.encoding import decode
+from browser_service.encoding import decode, utf8_safe
 from browser_service.engines.base import RawPage, binary_signature, content_kind, header_charset, mime_type
 from browser_service.engines.events import page_events
 from browser_service.engines.screenshot import capture
@@ -441,7 +441,9 @@ class BrowserEngine:
             snapshot = None
         if snapshot is None:
             snapshot = cast(Snapshot, await deadline.run(page.evaluate(READ), "render", "reading the page"))
-        html, title = str(snapshot.get("html") or ""), snapshot.get("title")
+        # A page's script can leave half an emoji (a lone surrogate) in its text or title; no answer can carry it.
+        html, title = utf8_safe(str(snapshot.get("html") or "")), snapshot.get("title")
+        title = utf8_safe(title) if isinstance(title, str) else title
         if response is not None and _garbled(html) and binary_signature(body := await self._body(response, deadline)):
             # An image or a PDF labelled text/html, which Chromium shows as text: garbage, not content.
             return RawPage(

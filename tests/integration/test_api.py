@@ -88,7 +88,7 @@ async def test_a_lone_surrogate_in_the_body_is_a_typed_422(client: httpx.AsyncCl
     assert response.status_code == 422
     answer = FetchResponse.model_validate(response.json())
     assert answer.error is not None and answer.error.kind == "invalid_request"
-    assert answer.url in ("https://example.com/?", "")
+    assert answer.url in ("https://example.com/\ufffd", "")
 
 
 @pytest.mark.parametrize(

@@ -283,6 +283,13 @@ async def test_a_page_reloading_itself_in_a_loop_is_not_retried(fetcher: Fetcher
     assert sent.ok and (sent.markdown or "").startswith("# How Lighthouses Work")
 
 
+async def test_half_an_emoji_left_by_a_script_is_answered(fetcher: Fetcher, site: FixtureServer) -> None:
+    # A lone surrogate in the DOM made every answer unencodable: internal_error (a bare 500 over REST).
+    response = await fetch(fetcher, site.url("/broken?how=half-emoji"), render="browser", formats=["text", "html"])
+    assert response.ok and " cut \ufffd" in (response.text or "")
+    response.model_dump_json()  # encodable as UTF-8
+
+
 async def test_an_attachment_is_named_as_one(fetcher: Fetcher, site: FixtureServer) -> None:
     response = await fetch(fetcher, site.url("/broken?how=attachment"), render="browser")
     assert response.error is not None

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from browser_service.encoding import decode
+from browser_service.encoding import decode, utf8_safe
 
 FRENCH = "<html><body><p>Le café du port, crème brûlée.</p></body></html>"
 
@@ -47,3 +47,9 @@ def test_unknown_label_is_reported() -> None:
     text, _, warnings = decode(b"plain ascii", "x-nonsense", html=False)
     assert text == "plain ascii"
     assert "unknown charset 'x-nonsense'" in warnings[0]
+
+
+def test_utf8_safe_replaces_only_lone_surrogates() -> None:
+    assert utf8_safe("cut \ud83d") == "cut \ufffd" and utf8_safe("\udc00 low") == "\ufffd low"
+    assert utf8_safe("whole 😀 emoji, café") == "whole 😀 emoji, café"
+    assert utf8_safe("a \ud800\udc00 b") == "a \ufffd\ufffd b"  # two halves a str holds apart stay apart
