@@ -47,6 +47,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from browser_service.contract import SESSION_ID_PATTERN, SessionDeleted, SessionInfo
 from browser_service.deadline import Deadline
+from browser_service.encoding import utf8_safe
 from browser_service.errors import InvalidRequest, Overloaded, SessionNotFound
 from browser_service.shared import RedisLink, SharedUnavailable
 
@@ -136,8 +137,23 @@ class LiveSession:
 
     def absorb_browser(self, state: StorageState) -> None:
         """Take a browser context's storage state. It holds every origin the context was given or
-        visited, so it replaces the whole state."""
-        self.state = {"cookies": list(state.get("cookies") or []), "origins": list(state.get("origins") or [])}
+        visited, so it replaces the whole state. A page can store half an emoji (a lone surrogate)
+        in localStorage; unencodable, it made the session's snapshot fail, losing every cookie the
+        request received: it becomes U+FFFD."""
+        self.state = {
+            "cookies": _utf8_safe(list(state.get("cookies") or [])),
+            "origins": _utf8_safe(list(state.get("origins") or [])),
+        }
+
+
+def _utf8_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return utf8_safe(value)
+    if isinstance(value, list):
+        return [_utf8_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _utf8_safe(item) for key, item in value.items()}
+    return value
 
 
 class SessionStore:

@@ -333,6 +333,9 @@ def _broken(h: Handler) -> None:
         cut = r"document.querySelector('p').append(' cut \uD83D\uDE00'.slice(0, -1)); document.title += ' \uD83D';"
         script = f"<script>{cut}</script>".encode()
         h.send(200, article.replace(b"</body>", script + b"</body>"))
+    elif how == "half-emoji-storage":  # a cookie, and half an emoji kept in localStorage
+        script = rb"<script>localStorage.setItem('draft', 'cut \uD83D')</script>"
+        h.send(200, article.replace(b"</body>", script + b"</body>"), headers={"Set-Cookie": "kept=yes; Path=/"})
     elif how == "reload-loop":  # the article, reloading itself as soon as it loaded
         h.send(200, article.replace(b"</body>", b"<script>setTimeout(() => location.reload(), 10)</script></body>"))
     elif how == "pdf-as-text":

@@ -117,6 +117,18 @@ async def test_no_session_keeps_no_cookies(tmp_path: Path, site: FixtureServer) 
         assert echo.ok and "leak" not in (echo.markdown or "") and "Cookie" not in (echo.markdown or "")
 
 
+async def test_half_an_emoji_in_local_storage_does_not_lose_the_session(tmp_path: Path, site: FixtureServer) -> None:
+    # The lone surrogate made the session's snapshot unencodable: it was not saved, and the cookie the
+    # page set was gone by the next request.
+    async with Fetcher(make_settings(tmp_path, pool_size=1)) as service:
+        session = (await service.sessions.create()).id
+        page = site.url("/broken?how=half-emoji-storage")
+        stored = await service.fetch(request(page, session=session, render="browser"))
+        assert stored.ok and stored.engine == "browser"
+        echo = await service.fetch(request(site.url("/echo-headers"), render="http", session=session))
+        assert echo.ok and "Cookie: kept=yes" in (echo.markdown or "")
+
+
 async def test_session_fetches_bypass_the_shared_cache(tmp_path: Path, site: FixtureServer) -> None:
     async with Fetcher(make_settings(tmp_path, pool_size=1)) as service:
         url = site.url("/article.html?cache=session")
