@@ -98,6 +98,6 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 def utf8_safe(text: str) -> str:
     """``text`` as UTF-8 can carry it: each lone surrogate (legal in a JSON escape and in a page's
-    JavaScript strings — a script cutting an emoji in half makes one) becomes U+FFFD. Answers with
-    one could not be encoded: a 500 from the API, no answer at all over MCP."""
+    JavaScript strings — a script cutting an emoji in half makes one) becomes U+FFFD. Text with one
+    cannot be encoded: its fetch was internal_error, its session snapshot was lost."""
     return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
