@@ -1,7 +1,10 @@
 """``render=auto``: does the HTML that plain HTTP returned need a browser to become the real page?
 
-The rule (also written down in docs/architecture.md). A page with no scripts never escalates: a
-browser cannot add content that no script creates. A page with scripts escalates when any of:
+The rule (also written down in docs/architecture.md). A page made of **frames** escalates — a
+``<frameset>``, or iframes around under 200 characters of the page's own visible text: a browser puts
+the frames' documents in place (``engines/frames.py``). Otherwise a page with no scripts never
+escalates: a browser cannot add content that no script creates. A page with scripts escalates when
+any of:
 
 1. **app shell** — a known SPA mount point (``#root``, ``#app``, ``#__next``, ``#__nuxt``,
    ``#___gatsby``, ``#svelte``, ``[data-reactroot]``, ``[ng-version]``, ``app-root``) holds under
@@ -63,14 +66,17 @@ def _text(node: Node | None) -> str:
 def needs_browser(html: str) -> str | None:
     """The reason this page needs JavaScript rendering, or None when the HTTP result is the page."""
     tree = HTMLParser(flatten_shadow_roots(html))  # server-rendered web components: their text counts
+    if tree.css_first("frameset") is not None:
+        return "frames: the page is a <frameset>, whose documents a browser puts together"
     scripts = tree.css("script")
-    if not scripts:
+    iframes = len(tree.css("iframe"))
+    if not scripts and not iframes:
         return None
     external = sum(1 for s in scripts if s.attributes.get("src"))
     inline_bytes = sum(len(s.text() or "") for s in scripts if not s.attributes.get("src"))
     noscript = " ".join(_text(n) for n in tree.css("noscript"))
 
-    for shell_selector in _SHELL_SELECTORS:
+    for shell_selector in _SHELL_SELECTORS if scripts else ():
         shell = tree.css_first(shell_selector)
         if shell is not None:
             shell_text = _shell_text(shell)
@@ -80,6 +86,10 @@ def needs_browser(html: str) -> str | None:
     tree.strip_tags(list(_INVISIBLE))
     text = _text(tree.body)
     n = len(text)
+    if iframes and n < LITTLE_TEXT:
+        return f"frames: {iframes} iframe(s) around {n} visible characters"
+    if not scripts:
+        return None
     if n < LITTLE_TEXT:
         return f"little text: {n} visible characters and {len(scripts)} scripts"
     if n < SOME_TEXT and inline_bytes >= 10 * n:

@@ -346,6 +346,33 @@ def _broken(h: Handler) -> None:
         h.send(200, page, "application/xhtml+xml")
 
 
+def _framed(h: Handler) -> None:
+    """A page made of frames, by ``how``: a frameset (a navigation frame and the article), a frameset
+    whose content frame is a frameset itself, a wrapper whose one iframe is the article, or an article
+    with an iframe of its own (which must stay out of it). The navigation frame's links are relative
+    to its own directory."""
+    how = h.query.get("how", "frameset")
+    article = (PAGES / "article.html").read_text()
+    pages = {
+        "frameset": "<frameset cols='20%,80%'><frame src='/frames/nav.html'><frame src='/article.html'>"
+        "<noframes>Your browser does not show frames.</noframes></frameset>",
+        "nested": "<frameset rows='10%,90%'><frame src='/frames/nav.html'><frame src='/framed?how=frameset'>"
+        "</frameset>",
+        "iframe": "<body style='margin:0'><iframe src='/article.html' style='border:0;width:100%;height:100vh'>"
+        "</iframe></body>",
+        # A frame the browser refuses to load: its error page is no part of the page.
+        "refused": "<frameset rows='50%,50%'><frame src='file:///etc/hostname'><frame src='/article.html'></frameset>",
+    }
+    if how == "own-text":
+        return h.send(200, article.replace("</article>", "<iframe src='/frames/nav.html'></iframe></article>"))
+    h.send(200, f"<html><head><title>Framed</title></head>{pages[how]}</html>")
+
+
+def _frames_nav(h: Handler) -> None:
+    links = "<a href='intro.html'>Introduction</a> <a href='../index.html'>Index</a>"
+    h.send(200, f"<html><body><nav>{links}</nav></body></html>")
+
+
 def _gzip_page(h: Handler) -> None:
     body = gzip.compress((PAGES / "article.html").read_bytes())
     h.send(200, body, headers={"Content-Encoding": "gzip"})
@@ -796,6 +823,8 @@ ROUTES: dict[str, Callable[[Handler], None]] = {
     ),
     "/gzip": _gzip_page,
     "/broken": _broken,
+    "/framed": _framed,
+    "/frames/nav.html": _frames_nav,
     "/echo-headers": _echo,
     "/error": lambda h: h.send(500, "<html><body><h1>Internal Server Error</h1></body></html>"),
     "/unavailable": lambda h: h.send(

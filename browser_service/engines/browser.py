@@ -33,6 +33,7 @@ from browser_service.egress import PROXY_ERRORS
 from browser_service.encoding import decode, utf8_safe
 from browser_service.engines.base import RawPage, binary_signature, content_kind, header_charset, mime_type
 from browser_service.engines.events import page_events
+from browser_service.engines.frames import with_frames
 from browser_service.engines.screenshot import capture
 from browser_service.engines.settle import READ, SNAPSHOT, PendingLoads
 from browser_service.errors import (
@@ -462,6 +463,9 @@ class BrowserEngine:
             warnings.append(
                 f"the page is malformed XHTML ({xml_error}): Chromium showed it only up to the first error"
             )
+        html, framed = await with_frames(page, html, deadline)
+        if framed:
+            warnings.append(f"the page's content is in frames: read with the documents of {framed} frame(s) in place")
         if len(html) > self._max_bytes:
             raise TooLarge(
                 f"The rendered page is larger than the limit of {self._max_bytes:,} bytes (BROWSER_SERVICE_MAX_BYTES)."

@@ -290,6 +290,36 @@ async def test_half_an_emoji_left_by_a_script_is_answered(fetcher: Fetcher, site
     response.model_dump_json()  # encodable as UTF-8
 
 
+@pytest.mark.parametrize("render", ["browser", "auto"])
+@pytest.mark.parametrize("how", ["frameset", "nested", "iframe"])
+async def test_a_page_made_of_frames_is_read_through_them(
+    fetcher: Fetcher, site: FixtureServer, how: str, render: str
+) -> None:
+    # The main document holds frames and no text: it was empty_content, while a reader sees the article.
+    url = site.url(f"/framed?how={how}")
+    response = await fetch(fetcher, url, render=render, formats=["markdown", "links"], max_age_s=0)
+    assert response.ok and response.engine == "browser"
+    assert (response.markdown or "").startswith("# How Lighthouses Work")
+    assert render == "browser" or response.attempts[0].outcome == "escalated"  # auto: HTTP saw only frames
+    frames = {"frameset": 2, "nested": 2, "iframe": 1}[how]  # nested: the top frameset's two frames
+    assert f"read with the documents of {frames} frame(s) in place" in " ".join(response.warnings)
+    if how != "iframe":  # the navigation frame's links resolve against its own URL, not the page's
+        urls = {link.url for link in response.links or []}
+        assert {site.url("/frames/intro.html"), site.url("/index.html")} <= urls
+
+
+async def test_a_frame_the_browser_refused_is_left_out(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/framed?how=refused"), render="browser", formats=["text"])
+    assert response.ok and (response.text or "").startswith("How Lighthouses Work")
+    assert "read with the documents of 1 frame(s) in place" in " ".join(response.warnings)
+
+
+async def test_a_page_with_text_of_its_own_keeps_its_frames_out(fetcher: Fetcher, site: FixtureServer) -> None:
+    response = await fetch(fetcher, site.url("/framed?how=own-text"), render="browser", formats=["links"])
+    assert response.ok and not any("frames" in w for w in response.warnings)
+    assert site.url("/frames/intro.html") not in {link.url for link in response.links or []}
+
+
 async def test_an_attachment_is_named_as_one(fetcher: Fetcher, site: FixtureServer) -> None:
     response = await fetch(fetcher, site.url("/broken?how=attachment"), render="browser")
     assert response.error is not None

@@ -359,7 +359,8 @@ async def test_redirect_to_another_scheme_is_refused(strict: Fetcher, net: Net, 
 #: how the page moves on → (outcome with render=http, with render=auto). The browser always refuses.
 #: The HTTP engine follows a refresh as a redirect hop, which the policy refuses; it runs no script,
 #: so of the other ways it answers about the page itself, and auto escalates the script-driven
-#: ones (a script and no text) to the browser, which refuses them.
+#: ones (a script and no text) and the framed one (an iframe and no text) to the browser, which
+#: refuses them.
 NAVIGATIONS = {
     "meta": ("forbidden_target", "forbidden_target"),
     "header": ("forbidden_target", "forbidden_target"),
@@ -367,7 +368,7 @@ NAVIGATIONS = {
     "replace": ("ok", "forbidden_target"),
     "timer": ("ok", "forbidden_target"),
     "form": ("ok", "forbidden_target"),
-    "top": ("empty_content", "empty_content"),
+    "top": ("empty_content", "forbidden_target"),
 }
 
 

@@ -50,6 +50,9 @@ ARTICLE_TEXT = "<p>" + "The harbour wall was built in 1850 from local granite. "
             + "</p></main><script src=live.js></script></body></html>",
             "loading placeholder",
         ),
+        # Pages made of frames, scripts or not: a browser puts the frames' documents together.
+        ("<html><frameset cols='20%,80%'><frame src=nav.html><frame src=a.html></frameset></html>", "frames: the page"),
+        ("<html><body><iframe src=/article.html></iframe></body></html>", "frames: 1 iframe(s) around 0 visible"),
     ],
 )
 def test_escalates(html: str, reason: str) -> None:
@@ -71,6 +74,10 @@ def test_escalates(html: str, reason: str) -> None:
         # A noscript notice on a page that has its content.
         "<html><body><noscript>Enable JavaScript for comments.</noscript>"
         f"{ARTICLE_TEXT * 2}<script src=c.js></script></body></html>",
+        # An article with an embed: its own text is the page.
+        f"<html><body><article>{ARTICLE_TEXT}<iframe src=https://video.example/e/1></iframe></article></body></html>",
+        # A static page shaped like an app's mount point, no scripts: nothing would fill it.
+        "<html><body><div id=app><iframe src=map.html></iframe>" + "Opening hours " * 20 + "</div></body></html>",
     ],
 )
 def test_stays_on_http(html: str) -> None:
