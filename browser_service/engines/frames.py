@@ -27,7 +27,7 @@ OWN_TEXT_CHARS = 200
 MAX_FRAMES = 8
 MAX_DEPTH = 2
 #: Longest one call into a frame may take.
-FRAME_CAP_S = 2.0
+FRAME_CAP_S = 5.0
 _READ_SCHEMES = ("http://", "https://", "about:srcdoc")
 
 #: The visible text of a document's body (a frameset's is its frames': none).
