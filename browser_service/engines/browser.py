@@ -217,7 +217,7 @@ class BrowserEngine:
                 response = await self._goto(page, url, deadline, wait_until or "load", main_responses, broken)
             except FetchError as exc:
                 raise await self._refusal(lease, failed, top_responses, url, exc.message) or exc from None
-            if shown[0] is not None and shown[0] is not response and not 300 <= shown[0].status < 400:
+            if shown[0] is not None and shown[0] is not response and not _is_redirect(shown[0]):
                 response = shown[0]
             events.on("framenavigated", on_navigated)  # from here on: navigations the page starts itself
             done: list[str] = []
@@ -315,10 +315,10 @@ class BrowserEngine:
         candidates = [r.url for r in main_failures if _proxy_failure(r.failure)]
         if url is not None and _proxy_failure(error):
             candidates.insert(0, url)
-            if top_responses and 300 <= top_responses[-1].status < 400:  # the hop that never loaded
-                location = await top_responses[-1].header_value("location")
-                if location:
-                    candidates.append(urljoin(top_responses[-1].url, location))
+            last = top_responses[-1] if top_responses else None
+            if last is not None and _is_redirect(last):  # the hop that never loaded
+                with contextlib.suppress(ValueError):  # a Location that is no URL: no candidate
+                    candidates.append(urljoin(last.url, last.headers["location"].strip()))
         for candidate in reversed(candidates):
             failure = lease.egress.failure(*_host_port(candidate))
             if failure is not None:
