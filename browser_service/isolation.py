@@ -7,12 +7,13 @@ summarised in docs/architecture.md):
     A slot keeps its context and page. After each lease, in the background, the page goes to
     ``about:blank`` (unload handlers run, scripts stop), extra pages (popups) are closed, and all
     cookies, every storage kind of every origin the lease's frames visited (localStorage,
-    sessionStorage, IndexedDB, CacheStorage, service workers …), the HTTP cache, ``window.name``
-    and the extra headers are cleared. Every ``REPLACE_AFTER`` leases the slot gets a fresh context
-    anyway, which bounds what the tab accumulates (history length, memory). What is left shared
-    between leases of a slot: the tab's history count (up to ``REPLACE_AFTER``) and kept-alive
-    connections, through which an origin could link two requests — as it can for the HTTP engine's
-    shared connection pool. About 2.5× the throughput of a fresh context per lease.
+    sessionStorage, IndexedDB, CacheStorage, service workers …), the HTTP cache and the extra
+    headers are cleared; ``window.name`` is cleared by the blank page itself (``CLEAR_NAME``).
+    Every ``REPLACE_AFTER`` leases the slot gets a fresh context anyway, which bounds what the tab
+    accumulates (history length, memory). What is left shared between leases of a slot: the tab's
+    history count (up to ``REPLACE_AFTER``) and kept-alive connections, through which an origin
+    could link two requests — as it can for the HTTP engine's shared connection pool. About 2.5×
+    the throughput of a fresh context per lease.
 ``context``
     A fresh browser context per lease, closed after it: nothing at all is shared, but opening one
     and its page costs ~150 ms of CPU (a new profile, storage partition and renderer), which holds
@@ -39,6 +40,13 @@ REPLACE_AFTER = 50
 #: Upper bound for cleaning a page; a page that cannot be cleaned in time is closed instead.
 RESET_TIMEOUT_S = 5.0
 
+#: ``window.name`` belongs to the tab, not the document: Chromium keeps it across the navigation to
+#: ``about:blank`` that ends a lease. The blank document clears it as it is created, after the
+#: lease's document is gone (its unload handlers, which may set it, ran as that navigation
+#: committed). Done here rather than by ``page.evaluate`` after the commit, which cost ~11 ms of CPU
+#: per lease (bench/lease_steps.py): Playwright first injects its helper script into the new document.
+CLEAR_NAME = "if (window === window.top && location.href === 'about:blank') window.name = '';"
+
 
 class ContextTape(Protocol):
     """Puts a context under a recording (``replay.py``): extra context options (Playwright's HAR
@@ -55,7 +63,9 @@ class PageSlot:
 
     context: BrowserContext
     page: Page
-    cdp: CDPSession | None
+    #: The page's own CDP session: the engine reads pages through it (engines/page_script.py), the
+    #: reset clears through it.
+    cdp: CDPSession
     generation: int
     guard: PageGuard | None = None
     origins: set[str] = field(default_factory=set)
@@ -109,14 +119,14 @@ async def open_slot(
     try:
         if init_script:
             await deadline.run(context.add_init_script(init_script), "queue", "preparing a context")
+        if isolation == "reset":
+            await deadline.run(context.add_init_script(CLEAR_NAME), "queue", "preparing a context")
         if guard is not None and route:
             await deadline.run(context.route("**/*", guard.handle), "queue", "preparing a context")
         if tape is not None:  # after the guard's route: a tape's routes run first
             await deadline.run(tape.prepare(context, guard), "queue", "preparing a context")
         page = await deadline.run(context.new_page(), "queue", "opening a page")
-        cdp = None
-        if isolation == "reset":
-            cdp = await deadline.run(context.new_cdp_session(page), "queue", "opening a page")
+        cdp = await deadline.run(context.new_cdp_session(page), "queue", "opening a page")
     except BaseException:
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(context.close(), RESET_TIMEOUT_S)
@@ -153,7 +163,6 @@ async def reset_slot(slot: PageSlot) -> None:
         # ~7 % more pages/s; docs/architecture.md).
         await page.goto("about:blank", wait_until="commit")
         cdp = slot.cdp
-        assert cdp is not None
         # The rest is independent, and each step is a round trip through Playwright's driver that
         # takes tens of ms on a busy machine: all at once, so the slot is back sooner.
         await asyncio.gather(
@@ -164,7 +173,6 @@ async def reset_slot(slot: PageSlot) -> None:
                 for origin in slot.origins
             ),
             cdp.send("Network.clearBrowserCache"),
-            page.evaluate("window.name = ''"),
             *([page.set_extra_http_headers({})] if slot.extra_headers else []),
         )
         slot.origins.clear()

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from browser_service.chromium import BrowserNotFound, bundled_path, find_chromium, launch_args
@@ -93,6 +93,11 @@ class Lease:
     guard: PageGuard
     egress: Egress
     slot: PageSlot = field(repr=False)
+
+    @property
+    def cdp(self) -> CDPSession:
+        """The page's CDP session, which the engine reads the page through (engines/page_script.py)."""
+        return self.slot.cdp
 
     async def set_extra_headers(self, headers: Mapping[str, str]) -> None:
         """Headers sent with every request of this lease's page; the slot's cleaning takes them off."""

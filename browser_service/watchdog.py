@@ -6,8 +6,8 @@ request on it would wait out its whole deadline, and the next one too. So every
 ``BROWSER_SERVICE_HEARTBEAT_INTERVAL_S`` the watchdog checks each slot of the pool (``pool.py``):
 
 * an **idle** slot (a clean page waiting for a lease) is taken out of reach of leases and must
-  answer ``page.evaluate("1")`` within ``BROWSER_SERVICE_HEARTBEAT_TIMEOUT_MS``; one that does not
-  is closed and replaced by a fresh page;
+  answer a script (``1``, over the page's CDP session) within
+  ``BROWSER_SERVICE_HEARTBEAT_TIMEOUT_MS``; one that does not is closed and replaced by a fresh page;
 * a **leased** slot's heartbeat is its request's deadline: a lease still held
   ``BROWSER_SERVICE_LEASE_GRACE_S`` after it (every await of a fetch is bounded by the deadline, so
   this means something ignored it) has its context closed, which fails the holder's browser calls
@@ -28,6 +28,7 @@ import logging
 import time
 import weakref
 
+from browser_service.engines.page_script import call
 from browser_service.isolation import PageSlot
 from browser_service.pool import BrowserPool
 
@@ -85,7 +86,9 @@ class Watchdog:
         if not self.pool.claim_idle(slot):
             return  # leased meanwhile: its lease is watched instead
         try:
-            alive = await asyncio.wait_for(slot.page.evaluate("1"), self.timeout_s) == 1
+            # Over the slot's CDP session, as the engine reads pages: page.evaluate would first inject
+            # Playwright's helper script into each blank page it checks.
+            alive = await asyncio.wait_for(call(slot.cdp, "() => 1"), self.timeout_s) == 1
         except Exception:  # a timeout (a wedged page) or a closed page / crashed browser
             alive = False
         if alive:

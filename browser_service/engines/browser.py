@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
+from playwright.async_api import CDPSession, Frame, Page, Request, Response
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Frame, Page, Request, Response
 
 from browser_service.actions import run_actions
 from browser_service.contract import Action, Phase, WaitUntil
@@ -34,6 +34,7 @@ from browser_service.encoding import decode, utf8_safe
 from browser_service.engines.base import RawPage, binary_signature, content_kind, header_charset, mime_type
 from browser_service.engines.events import page_events
 from browser_service.engines.frames import with_frames
+from browser_service.engines.page_script import call
 from browser_service.engines.screenshot import capture
 from browser_service.engines.settle import READ, SNAPSHOT, PendingLoads
 from browser_service.errors import (
@@ -224,13 +225,16 @@ class BrowserEngine:
             if actions:
                 # The steps act on the page as a reader would see it: loaded and settled first.
                 if wait_until is None:
-                    await self._settle(page, deadline, [], loads, response.headers.get("refresh") if response else None)
+                    await self._settle(
+                        lease.cdp, deadline, [], loads, response.headers.get("refresh") if response else None
+                    )
                 loaded = len(top_responses)
                 done = await run_actions(page, actions, deadline)
                 if len(top_responses) > loaded:  # a step navigated (a link, a form): read the new page
                     response = top_responses[-1]
             raw = await self._read_through_navigations(
                 page,
+                lease.cdp,
                 url,
                 deadline,
                 main_responses,
@@ -246,7 +250,7 @@ class BrowserEngine:
                 if challenged(raw) and await self._outlast_challenge(page, deadline, navigated):
                     passed = main_responses[-1] if main_responses else None
                     raw = await self._read_through_navigations(
-                        page, url, deadline, main_responses, passed, None, None, 0, False, loads
+                        page, lease.cdp, url, deadline, main_responses, passed, None, None, 0, False, loads
                     )
                     raw.warnings.append("passed a JavaScript challenge in the browser")
                 if screenshot:
@@ -345,6 +349,7 @@ class BrowserEngine:
     async def _read_through_navigations(
         self,
         page: Page,
+        cdp: CDPSession,
         url: str,
         deadline: Deadline,
         main_responses: list[Response],
@@ -359,7 +364,9 @@ class BrowserEngine:
         redirect, a challenge that passed): reading a document that is being replaced fails."""
         for _ in range(MAX_SELF_NAVIGATIONS):
             try:
-                return await self._read(page, url, deadline, response, wait_until, wait_for, wait_ms, screenshot, loads)
+                return await self._read(
+                    page, cdp, url, deadline, response, wait_until, wait_for, wait_ms, screenshot, loads
+                )
             except PlaywrightError as exc:
                 if "context was destroyed" not in exc.message:
                     raise
@@ -387,6 +394,7 @@ class BrowserEngine:
     async def _read(
         self,
         page: Page,
+        cdp: CDPSession,
         url: str,
         deadline: Deadline,
         response: Response | None,
@@ -436,12 +444,12 @@ class BrowserEngine:
                 )
                 raise
         elif wait_until is None:
-            snapshot = await self._settle(page, deadline, warnings, loads, raw_headers.get("refresh"))
+            snapshot = await self._settle(cdp, deadline, warnings, loads, raw_headers.get("refresh"))
         if wait_ms:
             await deadline.run(asyncio.sleep(wait_ms / 1000), "render", "during wait_ms")
             snapshot = None
         if snapshot is None:
-            snapshot = cast(Snapshot, await deadline.run(page.evaluate(READ), "render", "reading the page"))
+            snapshot = cast(Snapshot, await deadline.run(call(cdp, READ), "render", "reading the page"))
         # A page's script can leave half an emoji (a lone surrogate) in its text or title; no answer can carry it.
         html, title = utf8_safe(str(snapshot.get("html") or "")), snapshot.get("title")
         title = utf8_safe(title) if isinstance(title, str) else title
@@ -463,7 +471,7 @@ class BrowserEngine:
             warnings.append(
                 f"the page is malformed XHTML ({xml_error}): Chromium showed it only up to the first error"
             )
-        html, framed = await with_frames(page, html, deadline)
+        html, framed = await with_frames(page, cdp, html, deadline)
         if framed:
             warnings.append(f"the page's content is in frames: read with the documents of {framed} frame(s) in place")
         if len(html) > self._max_bytes:
@@ -527,7 +535,7 @@ class BrowserEngine:
         return body
 
     async def _settle(
-        self, page: Page, deadline: Deadline, warnings: list[str], loads: PendingLoads, refresh: str | None = None
+        self, cdp: CDPSession, deadline: Deadline, warnings: list[str], loads: PendingLoads, refresh: str | None = None
     ) -> Snapshot | None:
         """Wait until the DOM settles (engines/settle.py); the page as it then is, read in the same call.
         ``refresh`` is the document's Refresh header, which the page cannot see.
@@ -543,9 +551,13 @@ class BrowserEngine:
             left_s = max(0.0, cap_s - (time.monotonic() - started))
             try:
                 result: Snapshot = await deadline.run(
-                    page.evaluate(
-                        f"([q, c, f, r]) => window.__bsSettle ? window.__bsSettle(q, c, f, r) : ({SNAPSHOT})()",
-                        [self._settle_quiet_ms, int(left_s * 1000), fresh, refresh],
+                    call(
+                        cdp,
+                        f"(q, c, f, r) => window.__bsSettle ? window.__bsSettle(q, c, f, r) : ({SNAPSHOT})()",
+                        self._settle_quiet_ms,
+                        int(left_s * 1000),
+                        fresh,
+                        refresh,
                     ),
                     "render",
                     "waiting for the page to settle",

@@ -16,10 +16,11 @@ import re
 from collections.abc import Awaitable
 from typing import Any
 
+from playwright.async_api import CDPSession, Frame, Page
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Frame, Page
 
 from browser_service.deadline import Deadline
+from browser_service.engines.page_script import call
 
 #: Visible text below which a page with frames is read through them (a wrapper's title, a "your
 #: browser does not support frames" line).
@@ -55,13 +56,15 @@ _MARKED = re.compile(r"<(i?frame)\b[^>]*\bdata-bs-frame=\"(\d+)\"[^>]*>(?:\s*</i
 _FRAMESET = re.compile(r"<(/?)frameset\b[^>]*>", re.I)
 
 
-async def with_frames(page: Page, html: str, deadline: Deadline) -> tuple[str, int]:
+async def with_frames(page: Page, cdp: CDPSession, html: str, deadline: Deadline) -> tuple[str, int]:
     """``html`` (the main document) with its frames' bodies in place, and how many were put in;
     ``html`` itself when the page has text of its own or no frames."""
     frames = _children(page.main_frame)
     if not frames:
         return html, 0
-    own = await _ask(deadline, page.main_frame.evaluate(_OWN_TEXT))
+    # Over the page's CDP session (engines/page_script.py): most pages with frames (ads, embeds)
+    # stop here, and page.evaluate would first inject Playwright's helper script into the page.
+    own = await _ask(deadline, call(cdp, _OWN_TEXT))
     if own is None or int(own) >= OWN_TEXT_CHARS:
         return html, 0
     marked = await _marked_html(page.main_frame, frames, deadline)
@@ -78,11 +81,11 @@ def _children(frame: Frame) -> list[Frame]:
     return [child for child in children if child.url.startswith(_READ_SCHEMES)][:MAX_FRAMES]
 
 
-async def _ask(deadline: Deadline, call: Awaitable[Any]) -> Any | None:
+async def _ask(deadline: Deadline, step: Awaitable[Any]) -> Any | None:
     """One call into a frame, for ``FRAME_CAP_S`` at most: a frame that does not answer (its script
     spinning, gone meanwhile) is left out, not waited for until the deadline."""
     try:
-        return await deadline.run(call, "render", "reading the page's frames", cap_s=FRAME_CAP_S)
+        return await deadline.run(step, "render", "reading the page's frames", cap_s=FRAME_CAP_S)
     except (TimeoutError, PlaywrightError):
         return None
 
