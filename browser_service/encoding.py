@@ -101,3 +101,18 @@ def utf8_safe(text: str) -> str:
     JavaScript strings — a script cutting an emoji in half makes one) becomes U+FFFD. Text with one
     cannot be encoded: its fetch was internal_error, its session snapshot was lost."""
     return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
+
+
+#: In JSON text: an escaped backslash (kept as it is, so the ``\\ud800`` it may precede is not taken
+#: for an escape), a surrogate pair's two escapes (kept), or a lone surrogate's escape.
+_JSON_SURROGATE_ESCAPE = re.compile(
+    r"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+)
+
+
+def json_utf8_safe(text: str) -> str:
+    """JSON text with each lone surrogate's escape (``"\\ud800"``, legal JSON) replaced by U+FFFD's:
+    a strict parser rejects the whole message for it, as the MCP SDK's does."""
+    if "\\u" not in text:
+        return text
+    return _JSON_SURROGATE_ESCAPE.sub(lambda m: "\\ufffd" if len(m[0]) == 6 else m[0], text)

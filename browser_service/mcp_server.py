@@ -26,7 +26,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import mcp_types as types
@@ -51,6 +51,7 @@ from browser_service.contract import (
 )
 from browser_service.errors import FetchError, InternalError, InvalidRequest
 from browser_service.fetcher import Fetcher
+from browser_service.mcp_stdio import client_lines
 from browser_service.settings import Settings
 from browser_service.tools import TOOL_VERSION, TOOLS, ToolSpec, parameters_schema
 
@@ -287,11 +288,14 @@ def _error_text(error: ErrorInfo) -> str:
 
 async def serve_stdio(settings: Settings) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin. Logs go to stderr, never stdout."""
-    # stdio_server() first: while it serves, fd 1 points at stderr, so nothing the Fetcher starts
-    # (the Playwright driver, Chromium) can write into the protocol stream.
-    async with stdio_server() as (read_stream, write_stream), Fetcher(settings) as fetcher:
-        server = build_server(fetcher)
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    # stdio_server() first: while it serves, fd 1 points at stderr (and client_lines() points fd 0
+    # at the null device), so nothing the Fetcher starts (the Playwright driver, Chromium) can write
+    # into the protocol stream or read from it. Its input is ours: the SDK drops a line it cannot
+    # parse, and a lone surrogate's escape is one (mcp_stdio.py).
+    with client_lines() as lines:
+        async with stdio_server(stdin=cast(Any, lines)) as (read_stream, write_stream), Fetcher(settings) as fetcher:
+            server = build_server(fetcher)
+            await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
 class StreamableHTTP:

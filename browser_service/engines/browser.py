@@ -1,6 +1,6 @@
 """The rendering path: a page from the pool, navigated, waited on, read — every step within the deadline.
 
-Playwright calls such as ``page.content()`` and ``page.evaluate()`` have no timeout of their own
+Playwright calls such as ``page.evaluate()`` and CDP commands have no timeout of their own
 (a page spinning in JavaScript never answers them), so every await here goes through
 ``Deadline.run``. Navigation errors are mapped to the same typed errors the HTTP engine raises.
 

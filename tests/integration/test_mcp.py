@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sys
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -230,6 +232,53 @@ async def test_stdio_tools_fetch_errors_and_extract(tmp_path: Path, site: Fixtur
         result, body = await client.call("extract", {"html": html, "url": "https://example.com/a"})
         assert not result.is_error and body.ok and body.source == "input" and body.title == "T"
         assert (body.markdown or "").startswith("# Hello")
+
+
+async def test_stdio_answers_a_request_whose_json_holds_a_lone_surrogate(tmp_path: Path) -> None:
+    # JSON allows "\ud800" (a client that cuts a string in half sends one). The SDK's strict parser
+    # dropped the whole line, so the request was never answered: its caller waited for ever. Raw
+    # lines, because the SDK's client cannot send one.
+    env = {**os.environ, "BROWSER_SERVICE_CACHE_DIR": str(tmp_path / "cache"), "BROWSER_SERVICE_POOL_SIZE": "1"}
+    with (tmp_path / "stderr.log").open("w") as errlog:
+        server = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "browser_service.cli", "mcp"),
+            stdin=PIPE,
+            stdout=PIPE,
+            stderr=errlog,
+            env=env,
+            cwd=ROOT,
+        )
+    assert server.stdin is not None and server.stdout is not None
+
+    async def send(message: dict[str, Any], raw: dict[str, str] | None = None) -> None:
+        """``message`` as one JSON line, with each key of ``raw`` replaced by its value as sent."""
+        line = json.dumps(message)
+        for placeholder, text in (raw or {}).items():
+            line = line.replace(placeholder, text)
+        assert server.stdin is not None
+        server.stdin.write(line.encode() + b"\n")
+        await server.stdin.drain()
+
+    async def answer() -> dict[str, Any]:
+        assert server.stdout is not None
+        return dict(json.loads(await asyncio.wait_for(server.stdout.readline(), 60)))
+
+    try:
+        client = {"name": "raw", "version": "1"}
+        hello = {"protocolVersion": types.LATEST_PROTOCOL_VERSION, "capabilities": {}, "clientInfo": client}
+        await send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+        assert (await answer())["id"] == 1
+        await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        html = "<html><body><article><h1>Half HALF an emoji</h1><p>" + "Body text. " * 30 + "</p></article></body>"
+        call = {"name": "extract", "arguments": {"html": html, "url": "https://example.com/a"}}
+        await send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call}, raw={"HALF": "\\ud83d"})
+        reply = await answer()
+        assert reply["id"] == 2 and reply["result"]["isError"] is False
+        body = FetchResponse.model_validate(reply["result"]["structuredContent"])
+        assert body.ok and (body.markdown or "").startswith("# Half \ufffd an emoji")
+    finally:
+        server.stdin.close()
+        await asyncio.wait_for(server.wait(), 30)
 
 
 async def test_stdio_paging(tmp_path: Path, site: FixtureServer) -> None:

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from browser_service.encoding import decode, utf8_safe
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from browser_service.encoding import decode, json_utf8_safe, utf8_safe
 
 FRENCH = "<html><body><p>Le café du port, crème brûlée.</p></body></html>"
 
@@ -53,3 +58,22 @@ def test_utf8_safe_replaces_only_lone_surrogates() -> None:
     assert utf8_safe("cut \ud83d") == "cut \ufffd" and utf8_safe("\udc00 low") == "\ufffd low"
     assert utf8_safe("whole 😀 emoji, café") == "whole 😀 emoji, café"
     assert utf8_safe("a \ud800\udc00 b") == "a \ufffd\ufffd b"  # two halves a str holds apart stay apart
+
+
+def test_json_utf8_safe_replaces_only_lone_surrogate_escapes() -> None:
+    assert json_utf8_safe(r'{"a": "cut \ud83d"}') == r'{"a": "cut \ufffd"}'
+    pairs = r'["\uDC00", "\uD83D\uDE00", "\ud83d\ude00\ude00"]'
+    assert json_utf8_safe(pairs) == r'["\ufffd", "\uD83D\uDE00", "\ud83d\ude00\ufffd"]'
+    # An escaped backslash before "ud800" is text, not an escape; after it, an escape follows.
+    assert json_utf8_safe(r'["\\ud800", "\\\ud800"]') == r'["\\ud800", "\\\ufffd"]'
+    assert json_utf8_safe('{"plain": "café \\u00e9"}') == '{"plain": "café \\u00e9"}'
+
+
+@given(st.lists(st.one_of(st.text(), st.integers(0xD800, 0xDFFF).map(chr)), max_size=8))
+def test_json_utf8_safe_keeps_json_meaning_and_makes_it_encodable(parts: list[str]) -> None:
+    # Any JSON a client can send: after the repair it parses to what it meant (two halves side by
+    # side are one character in JSON) with each lone surrogate as U+FFFD, which UTF-8 can encode.
+    sent = json.dumps("".join(parts))
+    repaired = json.loads(json_utf8_safe(sent))
+    assert repaired == utf8_safe(json.loads(sent))
+    repaired.encode("utf-8")
