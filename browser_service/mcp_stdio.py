@@ -4,8 +4,9 @@ The MCP SDK's ``stdio_server`` parses each line strictly, and a line it cannot p
 before any handler sees it — so a request whose JSON holds a lone surrogate (``"\\ud800"``, which
 JSON allows and a client cutting a string in half produces) got no answer at all, and its caller
 waited for ever. :func:`client_lines` hands the SDK the same lines with each such escape replaced by
-U+FFFD's (``encoding.json_utf8_safe``), as the REST API's typed 422 and the engine's snapshots
-treat lone surrogates.
+U+FFFD's (``encoding.json_utf8_safe``), as the browser engine treats a lone surrogate in a page it
+reads, and the tool answers. (The REST API, which can answer a body it cannot use, answers it with
+a typed 422 naming the field instead.)
 
 Like the SDK's own reader, it reads from a private copy of fd 0 and points fd 0 itself at the null
 device while it serves, so nothing the service starts (the Playwright driver, Chromium) can consume
