@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from browser_service.engines.settle import HOOK
+
 PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "pages"
 TLS = PAGES.parent / "tls"
 
@@ -94,7 +96,9 @@ class Handler(BaseHTTPRequestHandler):
     def page(self, name: str, status: int = 200) -> None:
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
         textual = kind.startswith(("text/", "application/j"))
-        self.send(status, (PAGES / name).read_bytes(), f"{kind}; charset=utf-8" if textual else kind)
+        # A page that calls the settle wait itself finds it under this process's name for it.
+        body = (PAGES / name).read_bytes().replace(b"__SETTLE_HOOK__", HOOK.encode())
+        self.send(status, body, f"{kind}; charset=utf-8" if textual else kind)
 
     def reset(self) -> None:
         """Abort the connection with a TCP RST (SO_LINGER 0), as a crashing origin or middlebox does."""

@@ -34,9 +34,9 @@ from browser_service.encoding import decode, utf8_safe
 from browser_service.engines.base import RawPage, binary_signature, content_kind, header_charset, mime_type
 from browser_service.engines.events import page_events
 from browser_service.engines.frames import with_frames
-from browser_service.engines.page_script import call
+from browser_service.engines.page_script import call, document_gone
 from browser_service.engines.screenshot import capture
-from browser_service.engines.settle import READ, SNAPSHOT, PendingLoads
+from browser_service.engines.settle import READ, SETTLE, PendingLoads
 from browser_service.errors import (
     BrowserError,
     ConnectError,
@@ -368,7 +368,7 @@ class BrowserEngine:
                     page, cdp, url, deadline, response, wait_until, wait_for, wait_ms, screenshot, loads
                 )
             except PlaywrightError as exc:
-                if "context was destroyed" not in exc.message:
+                if not document_gone(exc):
                     raise
             await deadline.run(page.wait_for_load_state("load", timeout=0), "navigation", "after the page navigated")
             response = main_responses[-1] if main_responses else response
@@ -444,12 +444,18 @@ class BrowserEngine:
                 )
                 raise
         elif wait_until is None:
-            snapshot = await self._settle(cdp, deadline, warnings, loads, raw_headers.get("refresh"))
+            try:
+                snapshot = await self._settle(cdp, deadline, warnings, loads, raw_headers.get("refresh"))
+            except PlaywrightError as exc:
+                snapshot = await _read_plainly(page, deadline, warnings, exc)
         if wait_ms:
             await deadline.run(asyncio.sleep(wait_ms / 1000), "render", "during wait_ms")
             snapshot = None
         if snapshot is None:
-            snapshot = cast(Snapshot, await deadline.run(call(cdp, READ), "render", "reading the page"))
+            try:
+                snapshot = cast(Snapshot, await deadline.run(call(cdp, READ), "render", "reading the page"))
+            except PlaywrightError as exc:
+                snapshot = await _read_plainly(page, deadline, warnings, exc)
         # A page's script can leave half an emoji (a lone surrogate) in its text or title; no answer can carry it.
         html, title = utf8_safe(str(snapshot.get("html") or "")), snapshot.get("title")
         title = utf8_safe(title) if isinstance(title, str) else title
@@ -553,7 +559,7 @@ class BrowserEngine:
                 result: Snapshot = await deadline.run(
                     call(
                         cdp,
-                        f"(q, c, f, r) => window.__bsSettle ? window.__bsSettle(q, c, f, r) : ({SNAPSHOT})()",
+                        SETTLE,
                         self._settle_quiet_ms,
                         int(left_s * 1000),
                         fresh,
@@ -591,6 +597,22 @@ class BrowserEngine:
 
 
 Snapshot = dict[str, Any]
+
+
+async def _read_plainly(page: Page, deadline: Deadline, warnings: list[str], error: PlaywrightError) -> Snapshot:
+    """The page as Playwright reads it, from its own isolated world, which the page's scripts cannot
+    reach — when the page broke the DOM calls the engine's read makes in the page's world (a library
+    replacing a built-in prototype's method, a getter that throws): no settle wait then. Raises
+    ``error`` again when the document went away meanwhile (the caller reads the new one)."""
+    if document_gone(error):
+        raise error
+    warnings.append(
+        f"the page's scripts broke the browser's reading of it ({_first_line(error)}): read as it was, "
+        "without waiting for it to settle"
+    )
+    html = await deadline.run(page.content(), "render", "reading the page")
+    title = await deadline.run(page.title(), "render", "reading the page")
+    return {"html": html, "title": title}
 
 #: Longest wait for a session's storage state once the page has been read.
 SNAPSHOT_CAP_S = 2.0

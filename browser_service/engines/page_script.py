@@ -32,6 +32,11 @@ _DOCUMENT_GONE = (
 DOCUMENT_GONE = "Execution context was destroyed, most likely because of a navigation."
 
 
+def document_gone(error: PlaywrightError) -> bool:
+    """Whether ``error`` (from :func:`call` or Playwright's own ``evaluate``) says the document went away."""
+    return "context was destroyed" in error.message
+
+
 async def call(cdp: CDPSession, function: str, *args: Any) -> Any:
     """``function`` (a JavaScript function's source) called with the JSON values ``args`` in the
     main frame's document; its result, awaited if it is a promise, as JSON."""

@@ -43,11 +43,19 @@ a request a Web Worker makes (data fetched off the main thread, handed over as a
 requests in flight, its workers' included; when the page settles with one still loading, the
 engine waits for it and settles again, the quiet time counted from when the last one arrived (so
 the code or data it brings gets to be used).
+
+What the page can see of all this: the functions the engine calls (``settle``, ``snapshot``) hang
+on one window property, non-enumerable, read-only and named at random per service process
+(:data:`HOOK`), so a page can neither look for a fixed name (a bot check) nor replace them (a page
+that did could hold a fetch to its deadline); what the wait remembers about the page's objects is
+kept in ``WeakSet``s, not in properties on them. A page that breaks the DOM calls the snapshot uses
+makes the wait fail at once (the engine's ``browser_error``), not hang.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Request
@@ -56,7 +64,7 @@ INIT_SCRIPT = r"""
 (() => {
   // Only a top-level page is ever read: not the blank page a slot is parked on between leases,
   // nor a frame (each would pay for a set of hooks nobody asks).
-  if (window.__bsSettle || window !== window.top || location.protocol === 'about:') return;
+  if (Object.hasOwn(window, '%(hook)s') || window !== window.top || location.protocol === 'about:') return;
   const setT = window.setTimeout.bind(window);
   const clearT = window.clearTimeout.bind(window);
   const now = () => performance.now();
@@ -240,11 +248,12 @@ INIT_SCRIPT = r"""
   const WORKER_REPLY = 1000;
   if (window.Worker) {
     const origWorkerPost = Worker.prototype.postMessage;
+    const awaiting = new WeakSet();
     Worker.prototype.postMessage = function () {
       touch();
-      if (!this.__bsAwaiting) {
-        this.__bsAwaiting = true;
-        const done = hold(WORKER_REPLY, () => { this.__bsAwaiting = false; });
+      if (!awaiting.has(this)) {
+        awaiting.add(this);
+        const done = hold(WORKER_REPLY, () => { awaiting.delete(this); });
         this.addEventListener('message', done, { once: true });
         this.addEventListener('error', done, { once: true });
       }
@@ -255,11 +264,12 @@ INIT_SCRIPT = r"""
   // renders once it has read it back. Each request is work in flight until it succeeds or fails (a
   // cursor's again after each continue()), for at most STORE_REPLY ms.
   const STORE_REPLY = 1000;
+  const pendingStores = new WeakSet();
   const trackStore = (request) => {
-    if (!request || request.__bsPending) return request;
-    request.__bsPending = true;
+    if (!request || pendingStores.has(request)) return request;
+    pendingStores.add(request);
     const done = hold(STORE_REPLY, () => {
-      request.__bsPending = false;
+      pendingStores.delete(request);
       request.removeEventListener('success', done);
       request.removeEventListener('error', done);
     });
@@ -343,9 +353,10 @@ INIT_SCRIPT = r"""
     });
   }
   // A script added at run time (a loader, a dynamic import shim) is work in flight until it runs.
+  const seenScripts = new WeakSet();
   const watchScript = (node) => {
-    if (node.nodeName !== 'SCRIPT' || !node.src || node.__bsSeen) return;
-    node.__bsSeen = true;
+    if (node.nodeName !== 'SCRIPT' || !node.src || seenScripts.has(node)) return;
+    seenScripts.add(node);
     inflight++;
     const done = () => { inflight--; touch(); };
     node.addEventListener('load', done, { once: true });
@@ -417,13 +428,13 @@ INIT_SCRIPT = r"""
   };
   // The page and its title, read in the same call that waited: two round trips fewer per page.
   const snapshot = %(snapshot)s;
-  window.__bsSnapshot = () => snapshot(roots);
-  window.__bsSettle = (quiet, cap, fresh, refresh) => new Promise((resolve) => {
+  const settle = (quiet, cap, fresh, refresh) => new Promise((resolve, reject) => {
     const start = now();
     if (fresh) touch();  // something the page cannot see just happened (a script arrived): quiet from now
     let dueAt = null;
     let refreshAt = null;
-    const check = () => {
+    const check = () => { try { look(); } catch (error) { reject(error); } };  // never a hang
+    const look = () => {
       const t = now();
       if (refreshAt === null) refreshAt = refreshTime(refresh);
       // A look that comes a whole quiet time late means the page's thread was starved (a loaded
@@ -440,7 +451,7 @@ INIT_SCRIPT = r"""
       const settled = !busy && (t - lastActivity >= quiet || idleFor >= calm);
       if (settled || t - start >= cap) {
         const pending = timers.size + soon.size;
-        resolve({ settled, waited_ms: Math.round(t - start), inflight, timers: pending, ...window.__bsSnapshot() });
+        resolve({ settled, waited_ms: Math.round(t - start), inflight, timers: pending, ...snapshot(roots) });
       } else {
         // Idle: look again exactly when the quiet time would be up (a mutation meanwhile moves it
         // on), not on a fixed tick that overshoots by half a tick on average. Busy: poll — often
@@ -452,6 +463,12 @@ INIT_SCRIPT = r"""
       }
     };
     check();
+  });
+  Object.defineProperty(window, '%(hook)s', {
+    value: Object.freeze({ settle, snapshot: () => snapshot(roots) }),
+    enumerable: false,
+    writable: false,
+    configurable: false,
   });
 })();
 """
@@ -484,12 +501,19 @@ SNAPSHOT = """(known) => {
   return { html, title: document.title };
 }"""
 
+#: The window property the init script's functions hang on: a random name per service process.
+HOOK = "_" + secrets.token_hex(8)
+
 #: Read the page: through the init script when it is there (it knows the closed shadow roots).
-READ = f"() => window.__bsSnapshot ? window.__bsSnapshot() : ({SNAPSHOT})()"
+READ = f"() => window['{HOOK}'] ? window['{HOOK}'].snapshot() : ({SNAPSHOT})()"
+
+#: Wait until the page settles, then read it (``(quiet_ms, cap_ms, fresh, refresh_header)``); a page
+#: without the init script (one Chromium made itself, an error page) is read at once.
+SETTLE = f"(q, c, f, r) => window['{HOOK}'] ? window['{HOOK}'].settle(q, c, f, r) : ({SNAPSHOT})()"
 
 
 def init_script(cap_ms: int) -> str:
-    return INIT_SCRIPT % {"cap": cap_ms, "snapshot": SNAPSHOT}
+    return INIT_SCRIPT % {"cap": cap_ms, "snapshot": SNAPSHOT, "hook": HOOK}
 
 
 #: What can bring a page code or data to render. Not "eventsource" and "websocket" (streams that

@@ -12,6 +12,7 @@ import pytest
 from playwright.async_api import Error as PlaywrightError
 
 from browser_service.deadline import Deadline
+from browser_service.engines.settle import HOOK
 from browser_service.fetcher import Fetcher
 from tests.conftest import make_settings
 from tests.integration.test_fetch_http import error_kind, fetch
@@ -41,10 +42,51 @@ async def strict(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fetc
 
 
 async def on_article(service: Fetcher, site: FixtureServer, script: str, arg: object = None) -> Any:
-    """``script`` (a function of ``arg``) evaluated on the article page, in a lease of ``service``."""
+    """``script`` (a function of ``arg``) evaluated on the article page, in a lease of ``service``;
+    ``SETTLE(…)`` in it calls the settle wait (under its per-process name, settle.HOOK)."""
     async with service.pool.lease(Deadline(10)) as lease:
         await lease.page.goto(site.url("/article.html"))
-        return await lease.page.evaluate(script, arg)
+        return await lease.page.evaluate(script.replace("SETTLE(", f"window['{HOOK}'].settle("), arg)
+
+
+async def test_a_page_that_breaks_the_reads_built_ins_is_read_from_playwrights_world(
+    fetcher: Fetcher, site: FixtureServer
+) -> None:
+    # The page replaces Array.prototype.filter and makes outerHTML throw in its own world: the
+    # settle wait and read fail there (at once, not at the deadline), and the page is read from
+    # Playwright's isolated world, whose built-ins the page cannot reach.
+    response = await fetch(fetcher, site.url("/sabotaged.html"), render="browser", timeout_ms=8000)
+    assert response.ok and [a.outcome for a in response.attempts] == ["ok"]
+    assert (response.markdown or "").startswith("# Breakwater Repairs Begin")
+    assert "forty metres in the outer wall" in (response.markdown or "")
+    assert response.warnings == [
+        "the page's scripts broke the browser's reading of it (Error: no filter here): read as it was, "
+        "without waiting for it to settle"
+    ]
+
+
+async def test_the_settle_wait_leaves_no_trace_a_page_can_find_or_change(fetcher: Fetcher, site: FixtureServer) -> None:
+    # A bot check can look for a known global; a page could replace one (and hold the fetch). The
+    # wait's functions hang on one non-enumerable, read-only property with a random name per
+    # process, and what it remembers about the page's objects is in WeakSets, not on them.
+    async with fetcher.pool.lease(Deadline(10)) as lease:
+        await lease.page.goto(site.url("/article.html"))
+        found = await lease.page.evaluate(
+            """async (hook) => {
+              const script = document.createElement('script');  // one the wait counts until it runs
+              script.src = '/cached.js';
+              const ran = new Promise((done) => { script.onload = done; script.onerror = done; });
+              document.head.append(script);
+              await ran;
+              const before = window[hook];
+              window[hook] = null;
+              return [Object.keys(window).includes(hook),
+                      Object.getOwnPropertyNames(window).filter((name) => name.startsWith('__bs')),
+                      window[hook] === before, typeof window[hook].settle, Object.getOwnPropertyNames(script)];
+            }""",
+            HOOK,
+        )
+    assert found == [False, [], True, "function", []]
 
 
 async def test_auto_escalates_a_js_rendered_article(fetcher: Fetcher, site: FixtureServer) -> None:
@@ -450,7 +492,7 @@ async def test_the_wait_holds_for_a_refresh_that_moves_on_not_one_that_stays(
         "(r) => { const m = document.createElement('meta'); m.httpEquiv = 'refresh'; m.content = r; "
         "document.head.append(m); "
         "setTimeout(() => setTimeout(() => setTimeout(() => { document.title = 'late'; }, 500))); "
-        "return window.__bsSettle(0, 5000, false, null).then((s) => [s.settled, s.title]); }",
+        "return SETTLE(0, 5000, false, null).then((s) => [s.settled, s.title]); }",
         value,
     )
     if REFRESHES[refresh] == "stays":
@@ -465,7 +507,7 @@ async def test_a_page_that_navigates_away_holds_the_wait_until_it_is_gone(strict
     # else due) does not end on it — the page is replaced while the wait still holds.
     with pytest.raises(PlaywrightError, match="context was destroyed"):
         await on_article(
-            strict, site, "() => { location.href = '/slow?ms=300'; return window.__bsSettle(0, 2000, false, null); }"
+            strict, site, "() => { location.href = '/slow?ms=300'; return SETTLE(0, 2000, false, null); }"
         )
 
 
@@ -480,7 +522,7 @@ async def test_a_navigation_a_router_intercepts_does_not_hold_the_wait(strict: F
         "document.title = 'routed'; } })); "
         "setTimeout(() => setTimeout(() => setTimeout(() => { document.title = 'late'; }, 500))); "
         "location.href = '/article.html?route=2'; "
-        "return window.__bsSettle(0, 2000, false, null)"
+        "return SETTLE(0, 2000, false, null)"
         ".then((r) => [r.settled, document.title, location.search]); }",
     )
     assert result == [True, "routed", "?route=2"]
@@ -505,7 +547,7 @@ async def test_an_interval_counts_until_its_second_tick(strict: Fetcher, site: F
         site,
         "(tick) => { let n = 0; const i = setInterval(() => { if (++n === tick) { clearInterval(i); "
         "document.title = 'done'; } }, 50); "
-        "return window.__bsSettle(0, 2000, false, null).then((r) => [r.settled, document.title]); }",
+        "return SETTLE(0, 2000, false, null).then((r) => [r.settled, document.title]); }",
         tick,
     )
     assert result == [True, "done"]
@@ -518,7 +560,7 @@ async def test_an_interval_that_ticks_forever_does_not_hold_the_wait(strict: Fet
         strict,
         site,
         "() => { setInterval(() => { window.ticks = (window.ticks || 0) + 1; }, 10); "
-        "return window.__bsSettle(0, 2000, false, null).then((r) => [r.settled, window.ticks >= 2]); }",
+        "return SETTLE(0, 2000, false, null).then((r) => [r.settled, window.ticks >= 2]); }",
     )
     assert result == [True, True]
 
@@ -551,6 +593,6 @@ async def test_work_the_browser_runs_later_is_due_until_it_runs(
         site,
         "() => { const done = () => { document.title = 'done'; }; "
         + DEFERRED[work]
-        + "; return window.__bsSettle(0, 2000, false).then((r) => [r.settled, document.title]); }",
+        + "; return SETTLE(0, 2000, false).then((r) => [r.settled, document.title]); }",
     )
     assert result == [True, "done"]
