@@ -48,8 +48,9 @@ What the page can see of all this: the functions the engine calls (``settle``, `
 on one window property, non-enumerable, read-only and named at random per service process
 (:data:`HOOK`), so a page can neither look for a fixed name (a bot check) nor replace them (a page
 that did could hold a fetch to its deadline); what the wait remembers about the page's objects is
-kept in ``WeakSet``s, not in properties on them. A page that breaks the DOM calls the snapshot uses
-makes the wait fail at once (the engine's ``browser_error``), not hang.
+kept in ``WeakSet``s, not in properties on them. A page whose scripts break the built-ins the wait
+and the snapshot use makes the wait fail at once, not hang; the engine then reads the page from
+Playwright's isolated world.
 """
 
 from __future__ import annotations
