@@ -34,7 +34,7 @@ from typing import Any
 from playwright.async_api import BrowserContext, CDPSession, Page, Playwright, async_playwright
 from throughput import Handler, drive, marker, measured, number_of
 
-from browser_service.chromium import launch_args, locate
+from browser_service.chromium import IGNORED_DEFAULT_ARGS, launch_args, locate
 from browser_service.engines.settle import init_script
 from browser_service.isolation import CLEAR_NAME
 from browser_service.settings import Settings
@@ -53,7 +53,9 @@ async def one_run(
     pw: Playwright, executable: str, urls: list[str], warm: list[str], steps: set[str], slots: int
 ) -> tuple[float, list[float], float, tuple[float, float]]:
     """One variant: (seconds, latencies, captured share, CPU ms per page of this process and its children)."""
-    browser = await pw.chromium.launch(executable_path=executable, args=launch_args())
+    browser = await pw.chromium.launch(
+        executable_path=executable, args=launch_args(), ignore_default_args=list(IGNORED_DEFAULT_ARGS)
+    )
     free: asyncio.Queue[Slot] = asyncio.Queue()
     for _ in range(slots):
         context = await browser.new_context()

@@ -58,7 +58,7 @@ from typing import Literal
 import psutil
 from playwright.async_api import Page, async_playwright
 
-from browser_service.chromium import launch_args, locate
+from browser_service.chromium import IGNORED_DEFAULT_ARGS, launch_args, locate
 from browser_service.contract import FetchRequest
 from browser_service.fetcher import Fetcher
 from browser_service.settings import Settings
@@ -241,7 +241,8 @@ async def run_baseline(
             # page. Not for the one-context layout, where --renderer-process-limit would put all tabs
             # in one renderer.
             args = launch_args() if service_flags else []
-            browser = await pw.chromium.launch(executable_path=executable, args=args)
+            ignored = list(IGNORED_DEFAULT_ARGS) if service_flags else None
+            browser = await pw.chromium.launch(executable_path=executable, args=args, ignore_default_args=ignored)
             count = max(tabs, concurrency)
             if per_tab_context:  # the slot layout an isolating pool needs
                 pages = [await (await browser.new_context()).new_page() for _ in range(count)]

@@ -59,6 +59,14 @@ DISABLED_FEATURES = (
 #: lease timed out instead of cleaning it (pool.py).
 REUSE_RENDERERS = "--renderer-process-limit=1"
 
+#: Playwright's default flags the service leaves out. ``--disable-ipc-flooding-protection`` turns off
+#: Chromium's limit on how often a page may call ``history.pushState``/``replaceState`` and the like
+#: (200 per 10 s): a page calling it in a loop then floods the browser process, whose navigation
+#: of that tab never reaches ``load`` (measured: ``timeout`` at the deadline, and the slot's context
+#: would not even close, so the browser was recycled). The service's own navigations are the
+#: browser's, which the limit does not count.
+IGNORED_DEFAULT_ARGS = ("--disable-ipc-flooding-protection",)
+
 #: Without the networking flags Chromium keeps opening background connections (updates, sync,
 #: safe browsing) that a closed network refuses; --no-sandbox is required when running as root.
 BASE_ARGS = (

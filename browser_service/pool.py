@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from browser_service.chromium import BrowserNotFound, bundled_path, find_chromium, launch_args
+from browser_service.chromium import IGNORED_DEFAULT_ARGS, BrowserNotFound, bundled_path, find_chromium, launch_args
 from browser_service.contract import PoolHealth, PoolState
 from browser_service.deadline import Deadline
 from browser_service.egress import Egress, PageGuard
@@ -263,6 +263,7 @@ class BrowserPool:
                 # Loopback is proxied too (Playwright adds "<-loopback>" to the bypass list).
                 proxy={"server": proxy},
                 args=[*launch_args(self._settings.browser_args), *EGRESS_ARGS, f"--browser-service-pool={marker}"],
+                ignore_default_args=list(IGNORED_DEFAULT_ARGS),
                 timeout=self._settings.launch_timeout_ms,
                 handle_sigint=False,
                 handle_sigterm=False,

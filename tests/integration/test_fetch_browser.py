@@ -65,6 +65,16 @@ async def test_a_page_that_breaks_the_reads_built_ins_is_read_from_playwrights_w
     ]
 
 
+async def test_a_page_rewriting_its_url_in_a_loop_is_read(fetcher: Fetcher, site: FixtureServer) -> None:
+    # 10,000 history.replaceState calls as the page loads. Without Chromium's limit on such calls
+    # (Playwright turns it off by default; the pool turns it back on) they flooded the browser
+    # process: the navigation never reached `load`, and the fetch was a timeout at its deadline.
+    response = await fetch(fetcher, site.url("/history-flood.html"), render="browser", timeout_ms=8000)
+    assert response.ok and [a.outcome for a in response.attempts] == ["ok"]
+    assert (response.markdown or "").startswith("# Tide Gauge Readings")
+    assert "storm surges do" in (response.markdown or "").lower()
+
+
 async def test_the_settle_wait_leaves_no_trace_a_page_can_find_or_change(fetcher: Fetcher, site: FixtureServer) -> None:
     # A bot check can look for a known global; a page could replace one (and hold the fetch). The
     # wait's functions hang on one non-enumerable, read-only property with a random name per
