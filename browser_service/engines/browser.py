@@ -186,9 +186,16 @@ class BrowserEngine:
         # for a document that came with a later one. A document commits after its answer arrived.
         shown: list[Response | None] = [None]
 
+        # Main-frame documents committed so far, to tell whether the page moved on after it was read.
+        commits = [0]
+        committed = asyncio.Event()
+
         def on_committed(frame: Frame) -> None:
-            if frame == page.main_frame and top_responses:
-                shown[0] = top_responses[-1]
+            if frame == page.main_frame:
+                commits[0] += 1
+                committed.set()
+                if top_responses:
+                    shown[0] = top_responses[-1]
 
         failed: list[Request] = []
 
@@ -246,6 +253,7 @@ class BrowserEngine:
                 loads,
             )
             raw.warnings.extend(done)
+            read_at = (commits[0], len(top_responses))  # what the page had done when it was read
             if challenged is not None and raw.kind == "html":
                 if challenged(raw) and await self._outlast_challenge(page, deadline, navigated):
                     passed = main_responses[-1] if main_responses else None
@@ -253,6 +261,7 @@ class BrowserEngine:
                         page, lease.cdp, url, deadline, main_responses, passed, None, None, 0, False, loads
                     )
                     raw.warnings.append("passed a JavaScript challenge in the browser")
+                    read_at = (commits[0], len(top_responses))
                 if screenshot:
                     raw.screenshot, clipped = await capture(page, deadline, self._max_screenshot_bytes)
                     raw.warnings += [clipped] if clipped else []
@@ -267,6 +276,26 @@ class BrowserEngine:
             refused = await self._refusal(lease, failed, top_responses)
             if isinstance(refused, ForbiddenTarget):
                 raise refused
+            if await _moved_on(deadline, read_at, commits, committed, top_responses):
+                # What was read is the page going away: a refresh or script navigation to a slow page
+                # was still in flight when the read answered (the settle wait holds 1 s at most for
+                # a page leaving). Read the page it landed on, with the same waits.
+                landed = page.wait_for_load_state("load", timeout=0)
+                await deadline.run(landed, "navigation", "after the page navigated")
+                raw = await self._read_through_navigations(
+                    page,
+                    lease.cdp,
+                    url,
+                    deadline,
+                    main_responses,
+                    top_responses[-1],
+                    wait_until,
+                    wait_for,
+                    wait_ms,
+                    screenshot and challenged is None,
+                    loads,
+                )
+                raw.warnings.extend(done)
             blocked, on_redirect = self._blocked(lease, failed)
             if blocked:
                 raw.warnings.append(
@@ -597,6 +626,31 @@ class BrowserEngine:
 
 
 Snapshot = dict[str, Any]
+
+#: Longest wait for a document to commit once its answer has come.
+COMMIT_WAIT_S = 1.0
+
+
+async def _moved_on(
+    deadline: Deadline,
+    read_at: tuple[int, int],
+    commits: list[int],
+    committed: asyncio.Event,
+    top_responses: list[Response],
+) -> bool:
+    """Whether the main frame committed another document after the page was read (``read_at``: the
+    commits and main-frame answers counted then). An answer that came after the read (not a
+    redirect, not a 204) is followed by its document's commit: waited for, ``COMMIT_WAIT_S`` at most
+    (a download never commits)."""
+    read_commits, read_responses = read_at
+    last = top_responses[-1] if len(top_responses) > read_responses else None
+    if last is not None and not _is_redirect(last) and last.status not in (204, 205):
+        until = time.monotonic() + min(COMMIT_WAIT_S, deadline.remaining())
+        while commits[0] == read_commits and time.monotonic() < until:
+            committed.clear()
+            with contextlib.suppress(TimeoutError):
+                await deadline.run(committed.wait(), "render", "the page moving on", cap_s=until - time.monotonic())
+    return commits[0] > read_commits
 
 
 async def _read_plainly(page: Page, deadline: Deadline, warnings: list[str], error: PlaywrightError) -> Snapshot:

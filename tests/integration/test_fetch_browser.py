@@ -540,8 +540,8 @@ async def test_a_navigation_a_router_intercepts_does_not_hold_the_wait(strict: F
 
 async def test_a_refresh_to_a_slow_page_is_followed(strict: Fetcher, site: FixtureServer) -> None:
     # The refresh's target takes 1.5 s to answer, longer than the wait holds for a page going away
-    # (1 s): still the page it lands on is read, not "Moving…" (a page with a navigation in flight
-    # answers no evaluate until it is replaced).
+    # (1 s): still the page it lands on is read, not "Moving…" (the read answered while the
+    # navigation was in flight; the engine sees the new document commit after it and reads that).
     target = "/slow?ms=1500"
     response = await fetch(strict, site.url(f"/navigate?how=meta&to={quote(target)}"), render="browser")
     assert response.ok and response.final_url == site.url(target), (error_kind(response), response.markdown)
