@@ -239,20 +239,26 @@ class BrowserEngine:
                 done = await run_actions(page, actions, deadline)
                 if len(top_responses) > loaded:  # a step navigated (a link, a form): read the new page
                     response = top_responses[-1]
-            raw = await self._read_through_navigations(
-                page,
-                lease.cdp,
-                url,
-                deadline,
-                main_responses,
-                response,
-                wait_until,
-                wait_for,
-                wait_ms,
-                screenshot and challenged is None,
-                loads,
-            )
-            raw.warnings.extend(done)
+
+            async def read(answer: Response | None) -> RawPage:
+                """The page as the caller asked to read it (``answer``: the one its document came with)."""
+                raw = await self._read_through_navigations(
+                    page,
+                    lease.cdp,
+                    url,
+                    deadline,
+                    main_responses,
+                    answer,
+                    wait_until,
+                    wait_for,
+                    wait_ms,
+                    screenshot and challenged is None,
+                    loads,
+                )
+                raw.warnings.extend(done)
+                return raw
+
+            raw = await read(response)
             read_at = (commits[0], len(top_responses))  # what the page had done when it was read
             if challenged is not None and raw.kind == "html":
                 if challenged(raw) and await self._outlast_challenge(page, deadline, navigated):
@@ -282,20 +288,7 @@ class BrowserEngine:
                 # a page leaving). Read the page it landed on, with the same waits.
                 landed = page.wait_for_load_state("load", timeout=0)
                 await deadline.run(landed, "navigation", "after the page navigated")
-                raw = await self._read_through_navigations(
-                    page,
-                    lease.cdp,
-                    url,
-                    deadline,
-                    main_responses,
-                    top_responses[-1],
-                    wait_until,
-                    wait_for,
-                    wait_ms,
-                    screenshot and challenged is None,
-                    loads,
-                )
-                raw.warnings.extend(done)
+                raw = await read(top_responses[-1])
             blocked, on_redirect = self._blocked(lease, failed)
             if blocked:
                 raw.warnings.append(
